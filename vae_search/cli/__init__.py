@@ -1,0 +1,57 @@
+"""The ``vae-search`` command line: thin click commands over the library.
+
+Every command's docstring is its help page. A :class:`~vae_search.errors.VaeSearchError`
+becomes one red line on stderr and exit code 2; logging is configured here and only here.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from vae_search.errors import VaeSearchError
+
+
+class _Group(click.Group):
+    """Turns user errors into one line and a non-zero exit, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except VaeSearchError as e:
+            click.secho(f"error: {e}", fg="red", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Group)
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.version_option(package_name="vae-search")
+def main(verbose: int, quiet: bool) -> None:
+    """Hyperparameter search for VAEs that fights posterior collapse."""
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    if verbose < 1:
+        logging.getLogger("optuna").setLevel(max(level, logging.WARNING))
+
+
+def _register() -> None:
+    from vae_search.cli import train_commands
+
+    for cmd in train_commands.COMMANDS:
+        main.add_command(cmd)
+    try:
+        from vae_search.cli import search_commands
+    except ImportError:  # pragma: no cover - during development of the search layer
+        return
+    for cmd in search_commands.COMMANDS:
+        main.add_command(cmd)
+
+
+_register()

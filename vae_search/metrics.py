@@ -1,0 +1,126 @@
+"""Collapse diagnostics and likelihood estimates on a held-out split.
+
+All figures are per example, in nats, lower-is-better where they are losses:
+
+- ``elbo``: the negative ELBO at β = 1, -E_q[log p(x|z)] + KL(q(z|x) || p(z)), one z per x.
+  It is comparable across trials with different β (the β-weighted training loss is not).
+- ``recon``: -E_q[log p(x|z)];  ``kl``: KL(q(z|x) || p(z)) (closed form for the standard
+  prior, one-sample Monte Carlo for mixtures).
+- ``kl_per_dim``: per latent dimension, KL of q(z_d|x) to the prior's moment-matched marginal
+  (exact for N(0, I)), averaged over x. A collapsed dimension sits at ~0.
+- ``active_units``: Burda et al. (2016): A_d = Var_x(E_q[z_d]) > δ (δ = 0.01). We follow the
+  official yburda/iwae estimator: biased variance (divide by N) and a strict ``>``, but over
+  the validation split (all of it, or ``eval.max_examples``) rather than 500 training points.
+  δ is on the scale of N(0, I); with a learned mixture prior the latent scale can drift.
+- ``mutual_info``: He et al. (2019) ``calc_mi``: E_x E_q[log q(z|x)] - E[log q(z)], log q(z)
+  approximated by the mixture of the posteriors of the current evaluation batch, one z per x,
+  averaged over batches. The estimate is bounded by log(batch size).
+- ``nll_iwae``: -log p(x) estimated by the importance-weighted bound with k samples
+  (Burda et al. 2016), a lower bound on log p(x) that tightens as k grows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+from vae_search.model.gaussian import LOG_2PI, log_mixture
+from vae_search.model.vae import VAE
+
+
+@dataclass
+class Evaluation:
+    """Validation figures of one epoch (see the module docstring for definitions)."""
+
+    elbo: float
+    recon: float
+    kl: float
+    kl_per_dim: list[float]
+    active_units: int
+    unit_variance: list[float]
+    mutual_info: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def active_units(mu: torch.Tensor, threshold: float = 0.01) -> tuple[int, torch.Tensor]:
+    """Count of dimensions whose posterior mean varies across examples by more than δ.
+
+    Args:
+        mu: (N, D) posterior means E_q[z|x] of N examples.
+        threshold: δ; a unit is active when its biased variance is strictly above it.
+
+    Returns:
+        The count and the per-dimension variances A_d.
+    """
+    var = mu.var(dim=0, unbiased=False)
+    return int((var > threshold).sum()), var
+
+
+def mutual_info_batch(mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """He et al. (2019) I(x; z) estimate on one batch (a 0-dim tensor, no host sync)."""
+    b, d = mu.shape
+    neg_entropy = (-0.5 * d * LOG_2PI - 0.5 * (1.0 + logvar).sum(-1)).mean()
+    log_w = torch.full((b,), -math.log(b), device=mu.device, dtype=mu.dtype)
+    log_qz = log_mixture(z, log_w, mu, logvar)
+    return neg_entropy - log_qz.mean()
+
+
+@torch.no_grad()
+def evaluate(
+    model: VAE, data: torch.Tensor, *, batch_size: int, au_threshold: float = 0.01, seed: int = 0
+) -> Evaluation:
+    """All per-epoch diagnostics over ``data`` (already on the model's device).
+
+    The z samples come from a generator seeded with ``seed`` so the same model gives the same
+    figures, and evaluation never touches the training random stream.
+    """
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator(device=data.device).manual_seed(seed)
+    n = data.shape[0]
+    sums = torch.zeros(3, device=data.device, dtype=torch.float64)  # recon, kl, mi*b
+    kl_dims = torch.zeros(model.latent_dim, device=data.device, dtype=torch.float64)
+    mus = []
+    for start in range(0, n, batch_size):
+        x = data[start : start + batch_size]
+        out = model(x, generator=gen)
+        b = x.shape[0]
+        mi = mutual_info_batch(out.mu, out.logvar, out.z) if b > 1 else out.mu.new_zeros(())
+        sums += torch.stack([-out.log_px.sum(), out.kl.sum(), mi * b]).double()
+        kl_dims += model.prior.kl_per_dim(out.mu, out.logvar).sum(0).double()
+        mus.append(out.mu)
+    count, var = active_units(torch.cat(mus), au_threshold)
+    recon, kl, mi = (sums / n).tolist()
+    model.train(was_training)
+    return Evaluation(
+        elbo=recon + kl, recon=recon, kl=kl, kl_per_dim=(kl_dims / n).tolist(),
+        active_units=count, unit_variance=var.tolist(), mutual_info=mi,
+    )
+
+
+@torch.no_grad()
+def iwae_nll(model: VAE, data: torch.Tensor, *, k: int, chunk: int = 100_000, seed: int = 0) -> float:
+    """-log p(x) estimated with k importance samples, averaged over ``data``.
+
+    ``chunk`` bounds examples x samples per decoder pass: points go in blocks of chunk // k,
+    and when k alone exceeds ``chunk`` the samples are split and combined with logsumexp.
+    """
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator(device=data.device).manual_seed(seed)
+    total = torch.zeros((), device=data.device, dtype=torch.float64)
+    points = max(1, chunk // k)
+    per_pass = min(k, max(1, chunk))
+    for start in range(0, data.shape[0], points):
+        x = data[start : start + points]
+        parts = []
+        for done in range(0, k, per_pass):
+            parts.append(model.log_importance_weights(x, min(per_pass, k - done), generator=gen))
+        log_w = torch.cat(parts, dim=0)  # (k, b)
+        total += (torch.logsumexp(log_w, dim=0) - math.log(k)).double().sum()
+    model.train(was_training)
+    return -float(total) / data.shape[0]

@@ -1,0 +1,129 @@
+"""The VAE: encode -> reparameterize -> decode, with the prior and likelihood it was built with.
+
+Follows Kingma & Welling (2014): q(z|x) = N(mu(x), diag exp(logvar(x))), z = mu + sigma * eps.
+The loss is a free function (:func:`vae_loss`) so the β schedule and free bits stay outside the
+(possibly compiled) module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from vae_search.config import RunConfig
+from vae_search.model.gaussian import log_normal
+from vae_search.model.likelihoods import Likelihood, build_likelihood
+from vae_search.model.networks import build_networks
+from vae_search.model.priors import Prior, build_prior
+
+
+@dataclass
+class VAEOutput:
+    """What one forward pass gives, per example (B,) unless noted."""
+
+    out: torch.Tensor  # decoder output, data-shaped (logits or mean)
+    mu: torch.Tensor  # (B, D)
+    logvar: torch.Tensor  # (B, D)
+    z: torch.Tensor  # (B, D)
+    log_px: torch.Tensor  # log p(x|z), one z sample
+    kl_terms: torch.Tensor  # (B, G) KL groups: G = D (standard prior) or 1 (mixtures)
+
+    @property
+    def kl(self) -> torch.Tensor:
+        return self.kl_terms.sum(-1)
+
+
+class VAE(nn.Module):
+    """Encoder, decoder, prior and likelihood for data of event shape ``shape``."""
+
+    def __init__(
+        self, shape: tuple[int, ...], encoder: nn.Module, decoder: nn.Module, prior: Prior, likelihood: Likelihood
+    ):
+        super().__init__()
+        self.shape = tuple(shape)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.prior = prior
+        self.likelihood = likelihood
+
+    @property
+    def latent_dim(self) -> int:
+        return self.prior.latent_dim
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encoder(x)
+
+    @staticmethod
+    def reparameterize(
+        mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        if generator is None:
+            eps = torch.randn_like(mu)
+        else:
+            eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return mu + torch.exp(0.5 * logvar) * eps
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> VAEOutput:
+        mu, logvar = self.encode(x)
+        z = self.reparameterize(mu, logvar, generator)
+        out = self.decode(z)
+        return VAEOutput(
+            out=out, mu=mu, logvar=logvar, z=z,
+            log_px=self.likelihood.log_prob(x, out),
+            kl_terms=self.prior.kl_terms(mu, logvar, z),
+        )
+
+    def log_importance_weights(
+        self, x: torch.Tensor, k: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """(k, B) log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x), z_i ~ q(z|x)."""
+        mu, logvar = self.encode(x)
+        eps = torch.randn((k, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        log_px = self.likelihood.log_prob(x, self.decode(z))
+        return log_px + self.prior.log_prob(z) - log_normal(z, mu, logvar).sum(-1)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Data-space means of n draws from the prior."""
+        return self.likelihood.mean(self.decode(self.prior.sample(n, generator)))
+
+
+def vae_loss(out: VAEOutput, beta: torch.Tensor | float, free_bits: float = 0.0) -> torch.Tensor:
+    """Mean over the batch of -log p(x|z) + β KL, with optional free bits.
+
+    Free bits (Kingma et al. 2016, eq. 15): each KL group contributes max(λ, KL_g) with KL_g
+    averaged over the batch; a mixture prior's single group gets λ times the latent size.
+    """
+    recon = -out.log_px.mean()
+    kl_groups = out.kl_terms.mean(0)
+    if free_bits > 0.0:
+        per_group = free_bits * out.mu.shape[-1] / kl_groups.shape[0]
+        kl_groups = kl_groups.clamp_min(per_group)
+    return recon + beta * kl_groups.sum()
+
+
+def build_vae(cfg: RunConfig, shape: tuple[int, ...]) -> VAE:
+    """Build the model a run config describes, for data of event shape ``shape``."""
+    m = cfg.model
+    encoder, decoder = build_networks(
+        m.arch, shape, hidden=m.hidden, channels=m.channels, latent_dim=m.latent_dim, activation=m.activation
+    )
+    prior = build_prior(
+        cfg.prior.kind, m.latent_dim, components=cfg.prior.components, shape=shape,
+        encode=encoder.forward, clamp=m.likelihood == "bernoulli",
+    )
+    likelihood = build_likelihood(m.likelihood, len(shape), sigma=m.sigma, learn_sigma=m.learn_sigma)
+    return VAE(shape, encoder, decoder, prior, likelihood)
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+__all__ = ["VAE", "VAEOutput", "build_vae", "n_params", "vae_loss"]

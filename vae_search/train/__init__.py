@@ -1,0 +1,5 @@
+"""Training: the loop, its batcher, and what a run writes to disk."""
+
+from vae_search.train.loop import Checkpoint, EpochMetrics, RunResult, resolve_device, train
+
+__all__ = ["Checkpoint", "EpochMetrics", "RunResult", "resolve_device", "train"]

@@ -1,0 +1,287 @@
+"""The training loop: one :class:`RunConfig` in, a trained VAE and its diagnostics out.
+
+It knows nothing of Optuna. The search layer watches it through ``on_epoch`` (every validation
+metric after every epoch; an exception raised there stops training and propagates) and makes it
+resumable through a :class:`Checkpoint` (saved after every epoch, loaded at the start).
+
+Hot path: batches are gathers from a tensor on the device (:class:`TensorBatcher`); β is a host
+float computed per step; each step's loss is written into a preallocated device tensor, so there
+is no host sync inside an epoch. At the epoch's end one check finds the first non-finite loss
+and stops the run with its epoch and step.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from vae_search.config import RunConfig
+from vae_search.errors import ConfigError, TrainingError
+from vae_search.metrics import Evaluation, evaluate, iwae_nll
+from vae_search.model import VAE, build_vae, vae_loss
+from vae_search.schedules import BetaSchedule
+from vae_search.train.batching import TensorBatcher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EpochMetrics:
+    """Everything measured after one epoch; ``epoch`` counts finished epochs from 1."""
+
+    epoch: int
+    beta: float
+    train_loss: float
+    seconds: float  # the whole epoch: training steps and validation metrics
+    train_seconds: float  # the training steps alone
+    elbo: float
+    recon: float
+    kl: float
+    kl_per_dim: list[float]
+    active_units: int
+    unit_variance: list[float]
+    mutual_info: float
+
+    @classmethod
+    def from_eval(
+        cls, epoch: int, beta: float, train_loss: float, seconds: float, train_seconds: float, ev: Evaluation
+    ) -> EpochMetrics:
+        return cls(epoch=epoch, beta=beta, train_loss=train_loss, seconds=seconds, train_seconds=train_seconds,
+                   **ev.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RunResult:
+    """A finished run: the model, its per-epoch history and the final figures."""
+
+    config: RunConfig
+    model: VAE
+    history: list[EpochMetrics]
+    final: dict[str, Any] = field(default_factory=dict)
+
+    def metrics(self) -> dict[str, Any]:
+        """What ``metrics.json`` holds."""
+        return {"final": self.final, "history": [h.to_dict() for h in self.history]}
+
+
+class Checkpoint(Protocol):
+    """Where a run keeps its per-epoch state; ``load`` returns None when there is none."""
+
+    def load(self) -> dict[str, Any] | None: ...
+
+    def save(self, state: dict[str, Any]) -> None: ...
+
+
+EpochCallback = Callable[[EpochMetrics], None]
+ProgressFn = Callable[[int, int, int], None]  # (epoch, step, steps per epoch), 1-based
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` takes CUDA when present; asking for CUDA without it is a config error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device: {name!r} asked for, but CUDA is not available here; use device: auto or cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def train(
+    cfg: RunConfig,
+    *,
+    data: Any | None = None,
+    on_epoch: EpochCallback | None = None,
+    checkpoint: Checkpoint | None = None,
+    progress: ProgressFn | None = None,
+) -> RunResult:
+    """Train the VAE ``cfg`` describes and evaluate it.
+
+    Args:
+        cfg: the run.
+        data: a :class:`vae_search.data.DataSplits` (loaded from ``cfg.data`` when None).
+        on_epoch: called with each epoch's metrics; when resuming, it is first called again
+            for every restored epoch so a new observer sees the whole history.
+        checkpoint: per-epoch state store for resuming.
+        progress: called after every training step.
+
+    Raises:
+        TrainingError: a non-finite loss (naming epoch and step).
+        DataError, ConfigError: bad data or config.
+    """
+    if data is None:
+        from vae_search.data import load_data
+
+        data = load_data(cfg.data)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    if cfg.model.likelihood == "bernoulli" and not data.binary_ok:
+        raise ConfigError(
+            f"model.likelihood: 'bernoulli' needs data in [0, 1], but {data.name} is not; "
+            "use likelihood: gaussian or rescale the data"
+        )
+    train_x = data.train.to(device)
+    val_x = data.val[: cfg.eval.max_examples].to(device)
+    history: list[EpochMetrics] = []
+    model, optimizer, gen = _fresh(cfg, data.shape, device)
+    if not _restore(checkpoint, cfg, model, optimizer, gen, history):
+        model, optimizer, gen = _fresh(cfg, data.shape, device)  # undo a partial restore
+    start_epoch = len(history)
+    batcher = TensorBatcher(train_x, cfg.batch_size, gen, binarize=cfg.data.binarize == "dynamic")
+    steps = len(batcher)
+    schedule = BetaSchedule(cfg.schedule, cfg.epochs)
+    cuda = device.type == "cuda"
+    forward = torch.compile(model) if cfg.compile and cuda else model
+    autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cfg.amp and cuda)
+    for h in history:
+        if on_epoch is not None:
+            on_epoch(h)
+
+    losses = torch.empty(steps, device=device)
+    params = [p for p in model.parameters()]
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        beta = schedule(epoch)
+        for step, x in enumerate(batcher):
+            beta = schedule(epoch + step / steps)
+            with autocast:
+                out = forward(x)
+            loss = vae_loss(out, beta, cfg.schedule.free_bits)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.optim.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
+            optimizer.step()
+            losses[step] = loss.detach()
+            if progress is not None:
+                progress(epoch + 1, step + 1, steps)
+        _check_finite(losses, epoch + 1, beta)
+        train_loss = float(losses.mean())  # the epoch's one host sync (with _check_finite)
+        train_seconds = time.perf_counter() - t0
+        ev = evaluate(model, val_x, batch_size=cfg.eval.batch_size, au_threshold=cfg.eval.au_threshold, seed=cfg.seed)
+        if not np.isfinite(ev.elbo):
+            raise TrainingError(
+                f"validation ELBO is not finite after epoch {epoch + 1} (β={beta:.4g}); "
+                "lower optim.lr or set optim.grad_clip",
+                epoch=epoch + 1,
+            )
+        metrics = EpochMetrics.from_eval(epoch + 1, beta, train_loss, time.perf_counter() - t0, train_seconds, ev)
+        history.append(metrics)
+        log.info(
+            "epoch %d/%d  β=%.3g  -elbo=%.2f  recon=%.2f  kl=%.2f  au=%d/%d  mi=%.2f  (%.1fs)",
+            epoch + 1, cfg.epochs, beta, ev.elbo, ev.recon, ev.kl, ev.active_units, model.latent_dim,
+            ev.mutual_info, metrics.seconds,
+        )
+        if checkpoint is not None:
+            checkpoint.save(_state(cfg, model, optimizer, gen, history))
+        if on_epoch is not None:
+            on_epoch(metrics)
+
+    result = RunResult(config=cfg, model=model, history=history)
+    result.final = final_figures(cfg, model, val_x, history[-1], data, device)
+    return result
+
+
+def final_figures(
+    cfg: RunConfig, model: VAE, val_x: torch.Tensor, last: EpochMetrics, data: Any, device: torch.device
+) -> dict[str, Any]:
+    """The last epoch's validation figures plus the IWAE estimate (and the test split if asked)."""
+    final: dict[str, Any] = {k: v for k, v in last.to_dict().items() if k not in ("epoch", "seconds", "train_seconds", "train_loss")}
+    final["epochs"] = last.epoch
+    final["latent_dim"] = model.latent_dim
+    final["iwae_samples"] = cfg.eval.iwae_samples
+    k, chunk = cfg.eval.iwae_samples, cfg.eval.iwae_chunk
+    final["nll_iwae"] = (
+        iwae_nll(model, val_x[: cfg.eval.iwae_max_examples], k=k, chunk=chunk, seed=cfg.seed) if k > 0 else None
+    )
+    if cfg.eval.test:
+        if data.test is None:
+            raise ConfigError(f"eval.test: dataset {data.name!r} has no test split; set eval.test: false")
+        test_x = data.test.to(device)
+        ev = evaluate(model, test_x, batch_size=cfg.eval.batch_size, au_threshold=cfg.eval.au_threshold, seed=cfg.seed)
+        final["test"] = ev.to_dict()
+        final["test"]["nll_iwae"] = iwae_nll(model, test_x, k=k, chunk=chunk, seed=cfg.seed) if k > 0 else None
+    return final
+
+
+def _check_finite(losses: torch.Tensor, epoch: int, beta: float) -> None:
+    """One host sync per epoch: find the first non-finite step loss, if any."""
+    bad = ~torch.isfinite(losses)
+    if bool(bad.any()):
+        step = int(bad.int().argmax()) + 1
+        raise TrainingError(
+            f"training loss is not finite at epoch {epoch}, step {step} (β={beta:.4g}); "
+            "lower optim.lr, set optim.grad_clip or check the data for NaN",
+            epoch=epoch,
+            step=step,
+        )
+
+
+def _fresh(cfg: RunConfig, shape: tuple[int, ...], device: torch.device
+           ) -> tuple[VAE, torch.optim.Optimizer, torch.Generator]:
+    """Seeded model, optimizer and batch generator: the same config gives the same start."""
+    seed_everything(cfg.seed)
+    model = build_vae(cfg, shape).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    return model, optimizer, torch.Generator(device=device).manual_seed(cfg.seed)
+
+
+def _state(cfg: RunConfig, model: VAE, optimizer: torch.optim.Optimizer, gen: torch.Generator,
+           history: list[EpochMetrics]) -> dict[str, Any]:
+    return {
+        "config": cfg.to_dict(),
+        "epoch": len(history),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "history": [h.to_dict() for h in history],
+        "rng": {"torch": torch.get_rng_state(), "batches": gen.get_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+    }
+
+
+def _restore(checkpoint: Checkpoint | None, cfg: RunConfig, model: VAE, optimizer: torch.optim.Optimizer,
+             gen: torch.Generator, history: list[EpochMetrics]) -> bool:
+    """Load the checkpoint into the run, filling ``history``; False when the model must be
+    rebuilt because a restore failed halfway.
+
+    A checkpoint of another config, or one that cannot be read, is ignored with a warning.
+    """
+    if checkpoint is None:
+        return True
+    try:
+        state = checkpoint.load()
+        if state is None:
+            return True
+        if state["config"] != cfg.to_dict():
+            log.warning("checkpoint belongs to another run config; starting this run from scratch")
+            return True
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"]["torch"])
+        gen.set_state(state["rng"]["batches"])
+        if state["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        history.extend(EpochMetrics(**h) for h in state["history"])
+    except Exception as e:  # a corrupt or truncated checkpoint must not kill the trial
+        log.warning("checkpoint could not be restored (%s: %s); starting this run from scratch",
+                    type(e).__name__, e)
+        history.clear()
+        return False
+    log.info("resumed from the checkpoint after epoch %d", len(history))
+    return True
