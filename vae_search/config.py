@@ -241,6 +241,8 @@ class RunConfig:
         amp: bfloat16 autocast on CUDA (ignored on CPU).
         compile: ``torch.compile`` the model (CUDA only; ignored on CPU).
         images: write PNG grids of reconstructions and prior samples.
+        provenance: where this config came from (``vae-search export`` writes the study, trial,
+            metrics and package versions here); not used by training.
     """
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -257,6 +259,7 @@ class RunConfig:
     amp: bool = False
     compile: bool = False
     images: bool = True
+    provenance: dict[str, Any] | None = None
 
     def problems(self) -> list[str]:
         out = []

@@ -39,6 +39,7 @@ and NSGA-II read it (and ``Study.best_trial`` skips infeasible trials). So no
 from __future__ import annotations
 
 import copy
+import importlib.util
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,8 @@ _SAMPLERS: dict[str, type[optuna.samplers.BaseSampler]] = {
     "bruteforce": optuna.samplers.BruteForceSampler,
 }
 _SAME_SEED_EVERYWHERE = ("qmc",)
+# Optuna imports these lazily, at the first non-random proposal; check them at load time.
+_NEEDS = {"cmaes": ("cmaes",), "gp": ("scipy", "torch"), "qmc": ("scipy",)}
 
 __all__ = ["SamplerSpec", "StorageSpec", "StudySpec", "build_sampler", "sample_run"]
 
@@ -189,6 +192,11 @@ class StudySpec:
 
 
 def _sampler_problems(sampler: SamplerSpec, params: list[_space.Param]) -> list[str]:
+    missing = [m for m in _NEEDS.get(sampler.kind, ()) if importlib.util.find_spec(m) is None]
+    if missing:
+        return [
+            f"sampler.kind: {sampler.kind} needs {' and '.join(missing)} (pip install {' '.join(missing)})"
+        ]
     if sampler.kind == "bruteforce":
         loose = [p.key for p in params if isinstance(p, _space.FloatParam) and p.step is None]
         if loose:
@@ -222,7 +230,9 @@ def make_sampler(spec: SamplerSpec, *, worker: int = 0) -> optuna.samplers.BaseS
     seed = spec.seed
     if seed is not None and spec.kind not in _SAME_SEED_EVERYWHERE:
         seed += worker
-    return _SAMPLERS[spec.kind](seed=seed, **spec.options)
+    with warnings.catch_warnings():  # qmc and bruteforce are "experimental" in Optuna
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _SAMPLERS[spec.kind](seed=seed, **spec.options)
 
 
 def sample_run(trial: optuna.Trial, spec: StudySpec) -> RunConfig:

@@ -68,6 +68,7 @@ class RunResult:
     model: VAE
     history: list[EpochMetrics]
     final: dict[str, Any] = field(default_factory=dict)
+    resumed_from: int = 0  # epochs restored from a checkpoint (0: a fresh start)
 
     def metrics(self) -> dict[str, Any]:
         """What ``metrics.json`` holds."""
@@ -193,7 +194,7 @@ def train(
         if on_epoch is not None:
             on_epoch(metrics)
 
-    result = RunResult(config=cfg, model=model, history=history)
+    result = RunResult(config=cfg, model=model, history=history, resumed_from=start_epoch)
     result.final = final_figures(cfg, model, val_x, history[-1], data, device)
     return result
 
@@ -233,6 +234,11 @@ def _check_finite(losses: torch.Tensor, epoch: int, beta: float) -> None:
         )
 
 
+def _resume_key(config: dict[str, Any]) -> dict[str, Any]:
+    """What must match for a checkpoint to be resumed: all but where and how fast it runs."""
+    return {k: v for k, v in config.items() if k not in ("device", "threads", "provenance")}
+
+
 def _fresh(cfg: RunConfig, shape: tuple[int, ...], device: torch.device
            ) -> tuple[VAE, torch.optim.Optimizer, torch.Generator]:
     """Seeded model, optimizer and batch generator: the same config gives the same start."""
@@ -268,7 +274,7 @@ def _restore(checkpoint: Checkpoint | None, cfg: RunConfig, model: VAE, optimize
         state = checkpoint.load()
         if state is None:
             return True
-        if state["config"] != cfg.to_dict():
+        if _resume_key(state["config"]) != _resume_key(cfg.to_dict()):
             log.warning("checkpoint belongs to another run config; starting this run from scratch")
             return True
         model.load_state_dict(state["model"])

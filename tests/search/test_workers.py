@@ -1,0 +1,235 @@
+"""The search service end to end: real worker processes on SQLite and PostgreSQL.
+
+These start `python -m vae_search worker` processes the way `launch` does and check the study
+they leave behind through plain Optuna.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from click.testing import CliRunner
+from optuna.trial import TrialState
+
+from vae_search.cli import main
+from vae_search.search.spec import StudySpec
+from vae_search.search.worker import WorkerOptions, run_worker
+
+pytestmark = pytest.mark.slow
+
+
+def write_spec(
+    path: Path,
+    name: str,
+    *,
+    n_trials: int,
+    epochs: int = 3,
+    size: int = 1200,
+    heartbeat: int = 2,
+    grace: int = 6,
+    **run,
+) -> Path:
+    spec = {
+        "study": name,
+        "objective": "nll_iwae",
+        "n_trials": n_trials,
+        "sampler": {"kind": "random", "seed": 0},
+        "pruner": {
+            "collapse": {"enabled": True, "min_active_units": 1, "patience": 2, "warmup_epochs": 1},
+            "performance": {"kind": "none"},
+            "constraint": True,
+        },
+        "storage": {"heartbeat_interval": heartbeat, "grace_period": grace, "max_retry": 2},
+        "run": {
+            "data": {"name": "shapes", "size": size, "image_size": 16},
+            "model": {"hidden": [32]},
+            "eval": {"iwae_samples": 10, "iwae_max_examples": 100},
+            "epochs": epochs,
+            "batch_size": 64,
+            "device": "cpu",
+            "threads": 1,
+            **run,
+        },
+        "space": {
+            "schedule.beta": {"type": "float", "low": 0.2, "high": 2.0, "log": True},
+            "schedule.rate": {"type": "float", "low": 0.2, "high": 2.0, "log": True},
+            "model.latent_dim": {"type": "int", "low": 2, "high": 8},
+            "prior.kind": {"type": "categorical", "choices": ["standard", "mog"]},
+            "prior.components": {
+                "type": "int",
+                "low": 2,
+                "high": 4,
+                "when": {"prior.kind": ["mog"]},
+            },
+        },
+    }
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def start_worker(
+    spec: Path, url: str, index: int, artifacts: Path, *extra: str
+) -> subprocess.Popen:
+    env = dict(os.environ, VAE_SEARCH_STORAGE=url, VAE_SEARCH_ARTIFACTS=str(artifacts))
+    cmd = [sys.executable, "-m", "vae_search", "worker", str(spec), "--index", str(index), *extra]
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def load(url: str, name: str) -> optuna.Study:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return optuna.load_study(study_name=name, storage=url)
+
+
+def test_concurrent_workers_finish_exactly_the_budget(storage_url, study_name, tmp_path):
+    spec = write_spec(tmp_path / "s.yaml", study_name, n_trials=7)
+    procs = [start_worker(spec, storage_url, i, tmp_path / "artifacts") for i in range(3)]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outputs
+    study = load(storage_url, study_name)
+    trials = study.get_trials(deepcopy=False)
+    states = [t.state for t in trials]
+    # exactly the budget finished, nothing left running or waiting, no extra trial started
+    assert sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states) == 7
+    assert len(trials) == 7
+    # every trial ran in exactly one worker, and all three workers took part
+    ran = [eval(re.search(r"finished: trials (\[.*\])", out).group(1)) for out in outputs]  # noqa: S307
+    flat = sorted(n for r in ran for n in r)
+    assert flat == sorted(t.number for t in trials)
+    assert all(ran), ran
+    for t in trials:
+        assert t.user_attrs["config"]["model"]["latent_dim"] == t.params["model.latent_dim"]
+        assert len(t.user_attrs["active_units"]) == len(t.intermediate_values)
+    # the storage is plain Optuna: its own CLI reads it
+    env = dict(os.environ)
+    optuna_cli = Path(sys.executable).with_name("optuna")
+    res = subprocess.run(
+        [
+            str(optuna_cli),
+            "trials",
+            "--study-name",
+            study_name,
+            "--storage",
+            storage_url,
+            "-f",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count('"number"') == 7
+
+
+def test_killed_worker_trial_is_retried_and_resumes_from_its_checkpoint(
+    storage_url, study_name, tmp_path
+):
+    spec = write_spec(
+        tmp_path / "s.yaml", study_name, n_trials=1, epochs=8, size=6000, heartbeat=1, grace=3
+    )
+    victim = start_worker(spec, storage_url, 0, tmp_path / "artifacts")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            study = load(storage_url, study_name)
+            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        except KeyError:
+            running = []
+        if (
+            running
+            and len(running[0].user_attrs.get("active_units", [])) >= 2
+            and "checkpoint" in running[0].user_attrs
+        ):
+            break
+        time.sleep(0.2)
+    else:
+        victim.kill()
+        pytest.fail("the first worker never reached epoch 2: " + victim.communicate()[0])
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    original = running[0]
+    assert load(storage_url, study_name).trials[original.number].state == TrialState.RUNNING
+
+    rescuer = start_worker(spec, storage_url, 1, tmp_path / "artifacts")
+    out = rescuer.communicate(timeout=300)[0]
+    assert rescuer.returncode == 0, out
+    trials = load(storage_url, study_name).trials
+    # the killed trial failed after the grace period and was re-created with the same params
+    assert trials[original.number].state == TrialState.FAIL
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == original.number]
+    assert len(retry) == 1
+    retry = retry[0]
+    assert retry.state == TrialState.COMPLETE
+    assert retry.params == original.params
+    # ... and resumed from the killed trial's last checkpoint instead of starting over
+    assert retry.user_attrs["resumed_from_epoch"] >= 2
+    assert "resumed from the checkpoint" in out
+    assert len(retry.user_attrs["active_units"]) == 8
+
+
+def test_export_then_train_reproduces_the_trial(tmp_path):
+    url = f"sqlite:///{tmp_path / 'st.db'}"
+    spec = StudySpec.from_file(write_spec(tmp_path / "s.yaml", "repro", n_trials=2))
+    run_worker(spec, WorkerOptions(storage=url, artifact_dir=str(tmp_path / "art"), threads=1))
+    runner = CliRunner()
+    res = runner.invoke(
+        main, ["export", "repro", "--storage", url, "-o", str(tmp_path / "best.yaml")]
+    )
+    assert res.exit_code == 0, res.output
+    exported = yaml.safe_load((tmp_path / "best.yaml").read_text())
+    prov = exported["provenance"]
+    assert prov["study"] == "repro" and {"torch", "optuna", "vae-search"} <= set(prov["versions"])
+    res = runner.invoke(
+        main, ["train", str(tmp_path / "best.yaml"), "--out", str(tmp_path / "run")]
+    )
+    assert res.exit_code == 0, res.output
+    import json
+
+    final = json.loads((tmp_path / "run" / "metrics.json").read_text())["final"]
+    study = load(url, "repro")
+    trial = study.trials[prov["trial"]]
+    # same seed, same CPU: the re-run's validation figures are the trial's
+    assert final["elbo"] == pytest.approx(trial.user_attrs["final"]["elbo"], rel=1e-5)
+    assert final["nll_iwae"] == pytest.approx(trial.value, rel=1e-5)
+    assert final["active_units"] == trial.user_attrs["final"]["active_units"]
+
+
+def test_nan_trials_fail_with_their_reason_and_the_worker_stops_after_a_streak(tmp_path):
+    url = f"sqlite:///{tmp_path / 'st.db'}"
+    spec = StudySpec.from_file(
+        write_spec(
+            tmp_path / "s.yaml",
+            "nan",
+            n_trials=3,
+            model={"hidden": [32], "likelihood": "gaussian", "sigma": 1e-30},
+            optim={"lr": 1e30},
+        )
+    )
+    from vae_search.errors import TrainingError
+
+    with pytest.raises(
+        TrainingError, match="3 trials in a row failed .*not finite at epoch 1, step"
+    ):
+        run_worker(
+            spec,
+            WorkerOptions(
+                storage=url, artifact_dir=str(tmp_path / "a"), max_consecutive_failures=3
+            ),
+        )
+    trials = load(url, "nan").trials
+    assert [t.state for t in trials] == [TrialState.FAIL] * 3
+    assert all("not finite at epoch 1" in t.user_attrs["fail_reason"] for t in trials)

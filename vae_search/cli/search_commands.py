@@ -1,0 +1,198 @@
+"""``vae-search worker | launch | run | status | export``: the search service's commands."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from vae_search.errors import StorageError, VaeSearchError
+
+log = logging.getLogger(__name__)
+
+_spec_arg = click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+_storage_opt = click.option(
+    "--storage", envvar="VAE_SEARCH_STORAGE", show_envvar=True,
+    help="Study database URL: sqlite:///FILE (default sqlite:///vae_search.db) or postgresql://USER@HOST/DB.",
+)
+_artifact_opt = click.option(
+    "--artifact-dir", envvar="VAE_SEARCH_ARTIFACTS", show_envvar=True,
+    help="Artifact store for checkpoints and pictures (default ./artifacts; shared by all workers).",
+)
+
+
+def _load_spec(path: Path):
+    from vae_search.search.spec import StudySpec
+
+    return StudySpec.from_file(path)
+
+
+def _load_study(study_name: str | None, storage: str | None):
+    """Load an existing study (the only one in the storage when no name is given)."""
+    import optuna
+
+    from vae_search.search.storage import open_storage, redact, resolve_url
+
+    url = resolve_url(storage)
+    st = open_storage(url)
+    names = [s.study_name for s in optuna.get_all_study_summaries(st, include_best_trial=False)]
+    if study_name is None:
+        if len(names) != 1:
+            have = ", ".join(names) if names else "none"
+            raise VaeSearchError(f"name the study: {redact(url)} holds {len(names)} studies ({have})")
+        study_name = names[0]
+    if study_name not in names:
+        have = ", ".join(names) if names else "none"
+        raise StorageError(f"no study {study_name!r} in {redact(url)} (studies there: {have})")
+    return optuna.load_study(study_name=study_name, storage=st), url
+
+
+@click.command("worker")
+@_spec_arg
+@_storage_opt
+@_artifact_opt
+@click.option("--n-trials", type=click.IntRange(min=1), help="Run at most this many trials in this worker.")
+@click.option("--timeout", type=click.FloatRange(min=0), help="Start no new trial after this many seconds.")
+@click.option("--device", help="auto, cpu, cuda or cuda:K for every trial (default: the spec's).")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads per trial.")
+@click.option("--index", type=click.IntRange(min=0), default=0, help="Worker number (offsets the sampler seed).")
+def worker_cmd(spec: Path, storage: str | None, artifact_dir: str | None, n_trials: int | None,
+               timeout: float | None, device: str | None, threads: int | None, index: int) -> None:
+    """Join the study of SPEC (creating it if missing) and run trials until its budget is met.
+
+    First Ctrl-C or SIGTERM: finish the current trial, then exit. Second: stop now; the trial
+    is re-queued with its last checkpoint.
+    """
+    from vae_search.search.worker import GracefulStop, WorkerOptions, run_worker
+
+    s = _load_spec(spec)
+    opts = WorkerOptions(storage=storage, artifact_dir=artifact_dir, n_trials=n_trials, timeout=timeout,
+                         device=device, threads=threads, index=index)
+    with GracefulStop() as stop:
+        try:
+            result = run_worker(s, opts, stop)
+        except KeyboardInterrupt:
+            click.secho("worker stopped; its trial was re-queued", fg="yellow", err=True)
+            sys.exit(130)
+    log.info("worker %d finished: trials %s", index, result.trials)
+
+
+@click.command("launch")
+@_spec_arg
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--gpus", help="'all' or a list like 0,1: one worker per GPU (see --per-gpu); default CPU.")
+@click.option("--per-gpu", type=click.IntRange(min=1), default=1, show_default=True, help="Workers sharing one GPU.")
+@_storage_opt
+@_artifact_opt
+@click.option("--timeout", type=click.FloatRange(min=0), help="Each worker starts no trial after this many seconds.")
+@click.pass_context
+def launch_cmd(ctx: click.Context, spec: Path, workers: int, gpus: str | None, per_gpu: int,
+               storage: str | None, artifact_dir: str | None, timeout: float | None) -> None:
+    """Start local worker processes for SPEC, each on a GPU or a share of the CPU cores."""
+    codes = _launch(ctx, spec, workers, gpus, per_gpu, storage, artifact_dir, timeout)
+    if any(codes):
+        raise VaeSearchError(f"worker exit codes {codes}; see the log lines above")
+
+
+def _launch(ctx: click.Context, spec: Path, workers: int, gpus: str | None, per_gpu: int, storage: str | None,
+            artifact_dir: str | None, timeout: float | None) -> list[int]:
+    from vae_search.search.launch import launch, plan
+    from vae_search.search.storage import resolve_url
+    from vae_search.search.worker import open_study
+
+    s = _load_spec(spec)
+    url = resolve_url(storage)
+    open_study(s, url)  # create the study once, before the workers race for it
+    verbose = ctx.find_root().params.get("verbose", 0)
+    return launch(spec, plan(workers, gpus, per_gpu), storage=url, artifact_dir=artifact_dir,
+                  timeout=timeout, verbose=verbose)
+
+
+@click.command("run")
+@_spec_arg
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--gpus", help="'all' or a list like 0,1 (default: CPU).")
+@click.option("--per-gpu", type=click.IntRange(min=1), default=1, show_default=True)
+@_storage_opt
+@_artifact_opt
+@click.pass_context
+def run_cmd(ctx: click.Context, spec: Path, workers: int, gpus: str | None, per_gpu: int,
+            storage: str | None, artifact_dir: str | None) -> None:
+    """The whole search in one command: create the study of SPEC, run local workers to its
+    budget, print a summary and the command that opens the dashboard."""
+    from vae_search.search.checkpoints import resolve_artifact_dir
+    from vae_search.search.storage import redact, resolve_url
+
+    codes = _launch(ctx, spec, workers, gpus, per_gpu, storage, artifact_dir, None)
+    s = _load_spec(spec)
+    study, url = _load_study(s.study, storage)
+    from vae_search.search.summary import summarize
+
+    click.echo(_format_summary(summarize(study).to_dict()))
+    art = resolve_artifact_dir(artifact_dir)
+    click.echo("\nopen the dashboard:\n  " + shlex.join(
+        ["vae-search", "dashboard", "--storage", redact(resolve_url(storage)), "--artifact-dir", str(art)]))
+    click.echo("export the best configuration:\n  " + shlex.join(
+        ["vae-search", "export", s.study, "--storage", redact(resolve_url(storage)), "-o", "best.yaml"]))
+    if any(codes):
+        raise VaeSearchError(f"worker exit codes {codes}; see the log lines above")
+
+
+def _format_summary(d: dict) -> str:
+    st = d["states"]
+    lines = [
+        f"study {d['study']}",
+        f"  complete {st['COMPLETE']}   pruned {st['PRUNED']} (collapse {d['pruned']['collapse']}, "
+        f"performance {d['pruned']['performance']})   failed {st['FAIL']}   running {st['RUNNING']}   "
+        f"waiting {st['WAITING']}",
+    ]
+    b = d["best"]
+    if b is None:
+        lines.append("  best: no completed trial yet")
+    else:
+        lines.append(f"  best: trial {b['number']}  value {b['value']:.3f}  active units "
+                     f"{b['active_units']}/{b['latent_dim']}{'  (collapsed)' if b['collapsed'] else ''}")
+        for k, v in b["params"].items():
+            lines.append(f"    {k:28s} {v:.4g}" if isinstance(v, float) else f"    {k:28s} {v}")
+    for r in d["running"]:
+        lines.append(f"  running: trial {r['number']} epoch {r['epoch']}/{r['epochs']}")
+    return "\n".join(lines)
+
+
+@click.command("status")
+@click.argument("study", required=False)
+@_storage_opt
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status_cmd(study: str | None, storage: str | None, as_json: bool) -> None:
+    """Trials of STUDY by state (pruned split into collapse and performance), the best trial
+    and the running ones. STUDY may be left out when the storage holds one study."""
+    from vae_search.search.summary import summarize
+
+    s, _ = _load_study(study, storage)
+    d = summarize(s).to_dict()
+    click.echo(json.dumps(d, indent=2) if as_json else _format_summary(d))
+
+
+@click.command("export")
+@click.argument("study")
+@_storage_opt
+@click.option("--top", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--exclude-collapsed", is_flag=True, help="Skip trials that lost their active units.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="A YAML file (--top 1) or a directory (--top > 1).")
+def export_cmd(study: str, storage: str | None, top: int, exclude_collapsed: bool, output: Path) -> None:
+    """Write the best trials of STUDY as run configs for `vae-search train`, with their metrics
+    and provenance."""
+    from vae_search.search.export import export
+    from vae_search.search.storage import redact
+
+    s, url = _load_study(study, storage)
+    for p in export(s, output, top=top, exclude_collapsed=exclude_collapsed, storage=redact(url)):
+        click.echo(str(p))
+
+
+COMMANDS = [worker_cmd, launch_cmd, run_cmd, status_cmd, export_cmd]

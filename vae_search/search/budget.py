@@ -1,0 +1,116 @@
+"""The study's trial budget, exact even when many workers race for the last trials.
+
+``n_trials`` counts finished trials (COMPLETE and PRUNED; a FAIL is retried, so it does not use
+the budget). Optuna's ``MaxTrialsCallback`` checks only after a trial ends, so N workers can
+overshoot by N - 1. Here a worker takes a study-wide lock, fails stale trials (their retries
+become WAITING and are picked up first), counts finished + running trials, and only then lets
+Optuna create the next trial; the lock is released as the objective starts. A worker whose
+budget is spoken for by running trials waits for them instead of leaving: one of them may be a
+killed worker's trial that must be retried.
+
+The lock: PostgreSQL ``pg_advisory_lock`` on a short-lived connection; SQLite (one machine) an
+``fcntl`` lock on ``<database>.lock``; other storages (the gRPC proxy) none, where the budget
+can be overshot by up to workers - 1.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+from pathlib import Path
+from typing import Protocol
+
+import optuna
+from optuna.trial import TrialState
+
+log = logging.getLogger(__name__)
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+class Lock(Protocol):
+    def acquire(self) -> None: ...
+    def release(self) -> None: ...
+
+
+class NoLock:
+    def acquire(self) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+
+class FileLock:
+    """An exclusive ``flock`` on a file beside the SQLite database."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fh = None
+
+    def acquire(self) -> None:
+        self._fh = open(self.path, "a+")  # noqa: SIM115 - held until release
+        fcntl.flock(self._fh, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+
+class AdvisoryLock:
+    """A PostgreSQL session-level advisory lock keyed by the study name."""
+
+    def __init__(self, url: str, study_name: str):
+        import sqlalchemy
+
+        self._engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+        self._key = int.from_bytes(
+            hashlib.sha1(f"vae-search:{study_name}".encode()).digest()[:8], "big", signed=True
+        )
+        self._conn = None
+
+    def acquire(self) -> None:
+        import sqlalchemy
+
+        self._conn = self._engine.connect()
+        self._conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
+
+    def release(self) -> None:
+        import sqlalchemy
+
+        if self._conn is not None:
+            try:
+                self._conn.execute(
+                    sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self._key}
+                )
+            finally:
+                self._conn.close()  # closing the session also frees the lock
+                self._conn = None
+
+
+def study_lock(url: str, study_name: str) -> Lock:
+    """The lock that fits the storage URL."""
+    if url.startswith("sqlite:///"):
+        return FileLock(Path(url[len("sqlite:///") :] + ".lock"))
+    if url.startswith("postgresql"):
+        return AdvisoryLock(url, study_name)
+    return NoLock()
+
+
+def counts(study: optuna.Study) -> dict[TrialState, int]:
+    out = dict.fromkeys(TrialState, 0)
+    for t in study.get_trials(deepcopy=False):
+        out[t.state] += 1
+    return out
+
+
+def remaining(study: optuna.Study, n_trials: int | None) -> tuple[int | None, int]:
+    """(trials still to start, trials running); None when the study has no budget."""
+    c = counts(study)
+    running = c[TrialState.RUNNING]
+    if n_trials is None:
+        return None, running
+    return n_trials - sum(c[s] for s in FINISHED) - running, running

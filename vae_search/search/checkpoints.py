@@ -1,0 +1,84 @@
+"""Per-epoch checkpoints of a trial in Optuna's artifact store, so a retried trial resumes.
+
+The pattern of optuna-examples ``pytorch/pytorch_checkpoint.py``: after every epoch the run's
+state is uploaded as an artifact and its id kept in the trial's user attribute ``checkpoint``.
+When a killed worker's trial is failed by the heartbeat and re-created, Optuna copies its user
+attributes to the retry, so the retry finds the last checkpoint of the original and resumes.
+The previous epoch's artifact is removed once the new one is stored.
+
+Artifacts live in a directory every worker can reach (``--artifact-dir`` or
+``VAE_SEARCH_ARTIFACTS``, default ``./artifacts``): on many machines, a shared file system.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.artifacts import FileSystemArtifactStore, download_artifact, upload_artifact
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_ATTR = "checkpoint"
+DEFAULT_ARTIFACT_DIR = "artifacts"
+
+
+def resolve_artifact_dir(cli_value: str | os.PathLike[str] | None) -> Path:
+    """``--artifact-dir``, else ``VAE_SEARCH_ARTIFACTS``, else ``./artifacts``."""
+    return Path(cli_value or os.environ.get("VAE_SEARCH_ARTIFACTS") or DEFAULT_ARTIFACT_DIR)
+
+
+def artifact_store(directory: Path) -> FileSystemArtifactStore:
+    directory.mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(str(directory))
+
+
+class TrialCheckpoint:
+    """A :class:`vae_search.train.Checkpoint` backed by the artifact store of a live trial."""
+
+    def __init__(self, trial: optuna.Trial, store: FileSystemArtifactStore):
+        self.trial = trial
+        self.store = store
+
+    def load(self) -> dict[str, Any] | None:
+        artifact_id = self.trial.user_attrs.get(CHECKPOINT_ATTR)
+        if artifact_id is None:
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "checkpoint.pt"
+            download_artifact(
+                artifact_store=self.store, artifact_id=artifact_id, file_path=str(path)
+            )
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        log.info(
+            "trial %d: found the checkpoint of epoch %d", self.trial.number, state.get("epoch", -1)
+        )
+        return state
+
+    def save(self, state: dict[str, Any]) -> None:
+        previous = self.trial.user_attrs.get(CHECKPOINT_ATTR)
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"checkpoint-epoch{state['epoch']}.pt"
+            path.write_bytes(buf.getvalue())
+            artifact_id = upload_artifact(
+                artifact_store=self.store,
+                file_path=str(path),
+                study_or_trial=self.trial,
+                mimetype="application/octet-stream",
+            )
+        self.trial.set_user_attr(CHECKPOINT_ATTR, artifact_id)
+        # the original of a retried trial still points at ``previous``; keep it until this
+        # trial has its own checkpoint, then drop the older file
+        if previous is not None and previous != artifact_id:
+            try:
+                self.store.remove(previous)
+            except Exception:  # already gone: nothing to clean
+                log.debug("checkpoint %s was already removed", previous)

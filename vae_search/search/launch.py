@@ -1,0 +1,147 @@
+"""Start N local worker processes, each pinned to a GPU or to a share of the CPU cores.
+
+Workers run in their own sessions so that a terminal's Ctrl-C reaches them once, through the
+launcher: the first signal asks every worker to finish its trial, the second to stop now (each
+re-queues its trial). Each worker's output goes to the launcher's stderr, prefixed by the
+worker's index in its log lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from vae_search.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Placement:
+    """Where one worker runs: ``gpu`` is a CUDA index, or None for CPU with ``threads``."""
+
+    index: int
+    gpu: int | None
+    threads: int | None
+
+
+def visible_gpus() -> list[int]:
+    import torch
+
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+
+
+def plan(
+    workers: int, gpus: str | None, per_gpu: int, cpu_count: int | None = None
+) -> list[Placement]:
+    """Place ``workers`` workers: round-robin over the GPUs (at most ``per_gpu`` each), or on the
+    CPU with ``cpu_count // workers`` threads each (at least one)."""
+    if workers < 1:
+        raise ConfigError(f"--workers: must be at least 1, got {workers}")
+    if gpus is None:
+        threads = max(1, (cpu_count or os.cpu_count() or 1) // workers)
+        return [Placement(i, None, threads) for i in range(workers)]
+    ids = visible_gpus() if gpus == "all" else _parse_gpus(gpus)
+    if not ids:
+        raise ConfigError(
+            "--gpus all: no CUDA device is visible here; leave out --gpus to run on the CPU"
+        )
+    if workers > len(ids) * per_gpu:
+        raise ConfigError(
+            f"--workers {workers} does not fit {len(ids)} GPU(s) x --per-gpu {per_gpu}; "
+            f"raise --per-gpu to {-(-workers // len(ids))} or lower --workers"
+        )
+    return [Placement(i, ids[i % len(ids)], None) for i in range(workers)]
+
+
+def _parse_gpus(text: str) -> list[int]:
+    try:
+        ids = [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise ConfigError(f"--gpus: {text!r} is not 'all' or a list like 0,1,3") from None
+    if any(i < 0 for i in ids):
+        raise ConfigError(f"--gpus: {text!r} has a negative index")
+    return ids
+
+
+def worker_command(
+    spec: Path,
+    p: Placement,
+    *,
+    storage: str | None,
+    artifact_dir: str | None,
+    timeout: float | None,
+    verbose: int,
+) -> tuple[list[str], dict[str, str]]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "vae_search",
+        *(["-v"] * verbose),
+        "worker",
+        str(spec),
+        "--index",
+        str(p.index),
+    ]
+    env = dict(os.environ)
+    if storage:  # through the environment: a password on a command line shows in `ps`
+        env["VAE_SEARCH_STORAGE"] = storage
+    if artifact_dir:
+        cmd += ["--artifact-dir", artifact_dir]
+    if timeout:
+        cmd += ["--timeout", str(timeout)]
+    if p.gpu is None:
+        cmd += ["--device", "cpu", "--threads", str(p.threads)]
+        env["OMP_NUM_THREADS"] = str(p.threads)
+    else:
+        cmd += ["--device", "cuda"]
+        env["CUDA_VISIBLE_DEVICES"] = str(p.gpu)
+    return cmd, env
+
+
+def launch(
+    spec: Path,
+    placements: list[Placement],
+    *,
+    storage: str | None = None,
+    artifact_dir: str | None = None,
+    timeout: float | None = None,
+    verbose: int = 0,
+    poll: float = 0.5,
+) -> list[int]:
+    """Run the workers to the end; return their exit codes. Signals are forwarded (see above)."""
+    procs = []
+    for p in placements:
+        cmd, env = worker_command(
+            spec, p, storage=storage, artifact_dir=artifact_dir, timeout=timeout, verbose=verbose
+        )
+        procs.append(subprocess.Popen(cmd, env=env, start_new_session=True))
+        where = f"GPU {p.gpu}" if p.gpu is not None else f"CPU, {p.threads} thread(s)"
+        log.info("started worker %d (pid %d) on %s", p.index, procs[-1].pid, where)
+    signals = 0
+
+    def forward(signum: int, frame: object) -> None:
+        nonlocal signals
+        signals += 1
+        what = "finish their trials" if signals == 1 else "stop now (trials are re-queued)"
+        log.warning("asking %d worker(s) to %s", sum(pr.poll() is None for pr in procs), what)
+        for pr in procs:
+            if pr.poll() is None:
+                pr.send_signal(signal.SIGTERM)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while any(pr.poll() is None for pr in procs):
+            time.sleep(poll)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    codes = [pr.returncode for pr in procs]
+    log.info("workers exited with %s", codes)
+    return codes

@@ -1,0 +1,186 @@
+"""The Optuna objective: one engine run per trial.
+
+Per trial it samples a run config from the spec's space, trains it with the engine and, after
+every epoch, stores the diagnostics as user attributes, reports the validation -ELBO at β = 1
+(comparable across β) and asks the pruner. It returns the spec's objective on the validation
+split: the IWAE NLL bound with the spec's k (``nll_iwae``) or the -ELBO (``elbo``).
+
+User attributes of a trial (what ``status``, ``export`` and the dashboard read):
+
+- ``config``: the full resolved run config (re-run it with ``vae-search train``);
+- ``latent_dim``; ``active_units``: per-epoch counts (what the collapse pruner reads);
+- ``history``: per-epoch ``beta``, ``elbo``, ``recon``, ``kl``, ``mutual_info``, ``kl_per_dim``,
+  ``seconds``;
+- ``final``: the final figures (``nll_iwae``, ``iwae_samples``, ``active_units``, ...);
+- ``prune_reason`` (``collapse`` or ``performance``), ``pruned_epoch``, ``pruned_active_units``;
+- ``fail_reason`` for a run that failed (a non-finite loss names its epoch and step);
+- ``retry_of`` / ``requeued_from``: the trial this one continues; ``resumed_from_epoch``: the
+  checkpoint epoch it started from;
+- ``checkpoint``: artifact id of the last epoch checkpoint (see ``checkpoints``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial
+
+from vae_search.config import RunConfig, merge
+from vae_search.errors import TrainingError
+from vae_search.search.checkpoints import TrialCheckpoint
+from vae_search.search.pruner import prune_reason, record_collapse_constraint
+from vae_search.search.spec import StudySpec, sample_run
+from vae_search.train import EpochMetrics, train
+from vae_search.train.loop import ProgressFn
+
+log = logging.getLogger(__name__)
+
+HISTORY_KEYS = ("beta", "elbo", "recon", "kl", "mutual_info", "kl_per_dim", "seconds")
+
+
+def frozen(trial: optuna.Trial) -> FrozenTrial:
+    """The stored state of a live trial (pruners and retry helpers want a FrozenTrial)."""
+    return trial.study._storage.get_trial(trial._trial_id)
+
+
+class Objective:
+    """Callable objective for ``study.optimize``.
+
+    Args:
+        spec: the study spec.
+        store: artifact store for checkpoints and pictures (None: neither).
+        overrides: run-config values forced by this worker (``device``, ``threads``).
+        on_trial_start: called first thing in every trial (the budget lock is released there).
+        progress: per-step training progress callback.
+    """
+
+    def __init__(
+        self,
+        spec: StudySpec,
+        store: FileSystemArtifactStore | None = None,
+        overrides: dict[str, Any] | None = None,
+        on_trial_start: Callable[[optuna.Trial], None] | None = None,
+        progress: ProgressFn | None = None,
+    ):
+        self.spec = spec
+        self.store = store
+        self.overrides = overrides or {}
+        self.on_trial_start = on_trial_start
+        self.progress = progress
+        self._data: dict[str, Any] = {}
+
+    def data_for(self, cfg: RunConfig) -> Any:
+        """Load each distinct dataset once per worker process."""
+        from vae_search.data import load_data
+
+        key = repr(dataclasses.asdict(cfg.data))
+        if key not in self._data:
+            self._data = {key: load_data(cfg.data)}  # keep one: a study rarely varies its data
+        return self._data[key]
+
+    def run_config(self, trial: optuna.Trial) -> RunConfig:
+        cfg = sample_run(trial, self.spec)
+        if self.overrides:
+            cfg = RunConfig.from_dict(merge(cfg.to_dict(), self.overrides), source="worker options")
+        return cfg
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        if self.on_trial_start is not None:
+            self.on_trial_start(trial)
+        cfg = self.run_config(trial)
+        trial.set_user_attr("config", cfg.to_dict())
+        trial.set_user_attr("latent_dim", cfg.model.latent_dim)
+        with warnings.catch_warnings():  # "experimental" since Optuna 2.8
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            origin = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen(trial))
+        if origin is not None:
+            trial.set_user_attr("retry_of", origin)
+            log.info("trial %d retries trial %d", trial.number, origin)
+        collapse = self.spec.pruner.collapse
+        threshold = collapse.threshold(cfg.model.latent_dim)
+        checkpoint = TrialCheckpoint(trial, self.store) if self.store is not None else None
+        history: dict[str, list[Any]] = {k: [] for k in HISTORY_KEYS}
+        active: list[int] = []
+
+        def on_epoch(m: EpochMetrics) -> None:
+            active.append(m.active_units)
+            for k in HISTORY_KEYS:
+                history[k].append(getattr(m, k))
+            trial.set_user_attr("active_units", list(active))
+            trial.set_user_attr("history", history)
+            trial.report(m.elbo, m.epoch)
+            if trial.should_prune():
+                reason = (
+                    prune_reason(trial.study.pruner, trial.study, frozen(trial)) or "performance"
+                )
+                trial.set_user_attr("prune_reason", reason)
+                trial.set_user_attr("pruned_epoch", m.epoch)
+                trial.set_user_attr("pruned_active_units", m.active_units)
+                self._constraint(trial, m.active_units, threshold)
+                raise optuna.TrialPruned(
+                    f"{reason} at epoch {m.epoch}: {m.active_units}/{cfg.model.latent_dim} active units"
+                )
+
+        try:
+            result = train(
+                cfg,
+                data=self.data_for(cfg),
+                on_epoch=on_epoch,
+                checkpoint=checkpoint,
+                progress=self.progress,
+            )
+        except TrainingError as e:
+            # a NaN is a finding about this configuration, not a worker crash: the trial fails
+            # (Optuna fails a trial whose value is NaN) with the reason kept, and the worker goes on
+            trial.set_user_attr("fail_reason", str(e))
+            log.warning("trial %d failed: %s", trial.number, e)
+            return float("nan")
+        except KeyboardInterrupt:
+            requeue(trial)
+            raise
+        if result.resumed_from:
+            trial.set_user_attr("resumed_from_epoch", result.resumed_from)
+        final = result.final
+        trial.set_user_attr("final", final)
+        self._constraint(trial, final["active_units"], threshold)
+        if self.store is not None and cfg.images:
+            self._upload_pictures(trial, result)
+        value = final["nll_iwae"] if self.spec.objective == "nll_iwae" else final["elbo"]
+        return float(value)
+
+    def _constraint(self, trial: optuna.Trial, active_units: int, threshold: float) -> None:
+        if self.spec.pruner.constraint:
+            record_collapse_constraint(trial, active_units, threshold)
+
+    def _upload_pictures(self, trial: optuna.Trial, result: Any) -> None:
+        from vae_search.pictures import save_pictures
+
+        data = self.data_for(result.config)
+        device = next(result.model.parameters()).device
+        with tempfile.TemporaryDirectory() as tmp:
+            for path in save_pictures(
+                result.model, data.val[:64].to(device), Path(tmp), seed=result.config.seed
+            ):
+                upload_artifact(
+                    artifact_store=self.store,
+                    file_path=str(path),
+                    study_or_trial=trial,
+                    mimetype="image/png",
+                )
+
+
+def requeue(trial: optuna.Trial) -> None:
+    """Enqueue a copy of an interrupted trial (same params, its checkpoint) so nothing is lost."""
+    attrs = dict(trial.user_attrs)
+    attrs["requeued_from"] = trial.number
+    trial.study.enqueue_trial(trial.params, user_attrs=attrs)
+    log.warning("trial %d interrupted; re-queued with its checkpoint", trial.number)

@@ -1,0 +1,331 @@
+"""Where studies live: URL resolution, opening the RDB storage, and creating studies safely.
+
+URL: ``--storage``, else ``$VAE_SEARCH_STORAGE``, else ``sqlite:///vae_search.db``. A relative
+SQLite path is relative to the current directory and is made absolute by :func:`resolve_url`, so
+that workers started elsewhere and every log line name the same file. Accepted forms:
+``sqlite:///PATH``, ``postgresql://`` / ``postgres://`` (both become ``postgresql+psycopg://``,
+the psycopg 3 driver we install), ``postgresql+psycopg://`` and ``grpc://HOST:PORT`` (Optuna's
+storage proxy; it has no heartbeats).
+
+SQLite: a 60 s busy timeout and WAL journal mode (set once on the file; WAL is persistent). Fine
+for a few workers on one machine, never on NFS. PostgreSQL: ``pool_pre_ping``, a 10 s connect
+timeout and a pool of ``pool_size`` + 1 overflow connections, so one worker process holds at most
+``pool_size + 1`` (default 2: the trial loop and the heartbeat thread); N workers need
+``N * (pool_size + 1)`` below the server's ``max_connections`` (100 by default, a few reserved).
+
+Every error is one :class:`StorageError` line, and no message this module raises or logs shows a
+password: URLs go through :func:`redact`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import sqlite3
+import time
+import warnings
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.study import StudyDirection
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, make_url
+
+from vae_search.errors import StorageError
+
+__all__ = [
+    "DEFAULT_URL",
+    "ENV_VAR",
+    "create_or_load_study",
+    "open_storage",
+    "redact",
+    "resolve_url",
+]
+
+_log = logging.getLogger(__name__)
+
+ENV_VAR = "VAE_SEARCH_STORAGE"
+DEFAULT_URL = "sqlite:///vae_search.db"
+ACCEPTED = (
+    "sqlite:///PATH, postgresql://USER[:PASSWORD]@HOST[:PORT]/DB (or postgresql+psycopg://), "
+    "grpc://HOST:PORT"
+)
+_CHECK = f"check --storage or {ENV_VAR}"
+_SECRET_QUERY = re.compile(r"(?i)\b(password|passwd|pwd)=[^&;\s]*")
+
+
+def redact(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (also for strings that do not parse)."""
+    try:
+        out = make_url(url).render_as_string(hide_password=True)
+    except Exception:  # unparsable: cut everything between "user:" and the last "@"
+        scheme, sep, rest = url.rpartition("://") if "://" in url else ("", "", url)
+        if "@" in rest:
+            userinfo, host = rest.rsplit("@", 1)
+            user = userinfo.split(":", 1)[0]
+            rest = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+        out = f"{scheme}{sep}{rest}"
+    return _SECRET_QUERY.sub(lambda m: f"{m.group(1)}=***", out)
+
+
+def resolve_url(cli_value: str | None) -> str:
+    """The storage URL to use: ``cli_value``, else ``$VAE_SEARCH_STORAGE``, else the default.
+
+    Raises:
+        StorageError: the URL is not one of the accepted forms.
+    """
+    url = cli_value or os.environ.get(ENV_VAR) or DEFAULT_URL
+    return _normalise(url)
+
+
+def _normalise(url: str) -> str:
+    if url.startswith("grpc://"):
+        host, _, port = url[len("grpc://") :].rstrip("/").rpartition(":")
+        if not host or not port.isdigit():
+            raise StorageError(f"malformed storage URL {redact(url)!r}: expected grpc://HOST:PORT")
+        return url
+    for alias in ("postgresql://", "postgres://"):
+        if url.startswith(alias):
+            url = "postgresql+psycopg://" + url[len(alias) :]
+    try:
+        parsed = make_url(url)
+        parsed.port  # noqa: B018 - a non-numeric port raises here
+    except Exception as e:
+        raise StorageError(f"malformed storage URL {redact(url)!r}; accepted: {ACCEPTED}") from e
+    if parsed.drivername == "sqlite":
+        db = parsed.database
+        if db and db != ":memory:" and not db.startswith("file:"):
+            return parsed.set(database=str(Path(db).expanduser().absolute())).render_as_string(
+                hide_password=False
+            )
+        return url
+    if parsed.drivername == "postgresql+psycopg":
+        if not parsed.database:
+            raise StorageError(
+                f"storage URL {redact(url)!r} names no database; accepted: {ACCEPTED}"
+            )
+        return url
+    raise StorageError(
+        f"unsupported storage URL {redact(url)!r} ({parsed.drivername}); accepted: {ACCEPTED}"
+    )
+
+
+def open_storage(
+    url: str,
+    *,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    max_retry: int | None = 2,
+    pool_size: int = 1,
+) -> BaseStorage:
+    """Open (creating tables if needed) the storage at ``url``.
+
+    Args:
+        url: a storage URL (see :func:`resolve_url`; normalised again here).
+        heartbeat_interval: seconds between a running trial's heartbeats (None: off).
+        grace_period: seconds without a heartbeat before a trial is failed (None: 2 x interval).
+        max_retry: how often a heartbeat-stale trial is re-queued (None: no limit).
+        pool_size: PostgreSQL connections kept per process (one more may overflow).
+
+    Raises:
+        StorageError: one line saying what is wrong and what to do; never a password.
+    """
+    url = _normalise(url)
+    if url.startswith("grpc://"):
+        return _open_grpc(url)
+    parsed = make_url(url)
+    heartbeat: dict[str, Any] = {}
+    if heartbeat_interval is not None:
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.8
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            callback = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+        heartbeat = {
+            "heartbeat_interval": heartbeat_interval,
+            "grace_period": grace_period,
+            "heartbeat_stale_trial_callback": callback,
+        }
+    if parsed.drivername == "sqlite":
+        _prepare_sqlite(parsed)
+        engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}}
+    else:
+        engine_kwargs = {
+            "pool_pre_ping": True,
+            "pool_size": pool_size,
+            "max_overflow": 1,
+            "connect_args": {"connect_timeout": 10},
+        }
+    _log.info("opening study storage %s", redact(url))
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
+        except (sa_exc.IntegrityError, sa_exc.ProgrammingError, sa_exc.OperationalError) as e:
+            # Several workers creating the tables of a fresh database at once collide on
+            # the catalog ("already exists") or the schema-version row; the winner's tables are there.
+            if attempt == 4 or not _is_creation_race(e):
+                raise translate(e, url) from e
+            _log.debug("table creation raced (%s); retrying", type(e).__name__)
+            time.sleep(0.1 + random.random() * 0.4)
+        except Exception as e:
+            raise translate(e, url) from e
+    raise AssertionError("unreachable")
+
+
+def _is_creation_race(error: Exception) -> bool:
+    text = str(getattr(error, "orig", error))
+    return isinstance(error, sa_exc.IntegrityError) or "already exists" in text
+
+
+def _prepare_sqlite(parsed: URL) -> None:
+    db = parsed.database
+    if not db or db == ":memory:" or db.startswith("file:"):
+        return
+    parent = Path(db).parent
+    if not parent.is_dir():
+        raise StorageError(
+            f"cannot create SQLite database {db}: directory {parent} does not exist"
+            f" (create it: mkdir -p {parent})"
+        )
+    # Switching to WAL needs a moment alone with the file: racing workers may get "database is
+    # locked" at once (the busy timeout does not cover it), so retry for up to ~10 s.
+    for attempt in range(50):
+        try:
+            with closing(sqlite3.connect(db, timeout=60)) as conn:
+                mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if mode.lower() != "wal":
+                    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                _log.warning("SQLite database %s stays in %s journal mode (not WAL)", db, mode)
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or attempt == 49:
+                raise StorageError(f"cannot open SQLite database {db}: {e}") from e
+            time.sleep(0.1 + random.random() * 0.2)
+        except sqlite3.Error as e:
+            raise StorageError(f"cannot open SQLite database {db}: {e}") from e
+
+
+def _open_grpc(url: str) -> BaseStorage:
+    host, _, port = url[len("grpc://") :].rstrip("/").rpartition(":")
+    try:
+        return optuna.storages.GrpcStorageProxy(host=host, port=int(port))
+    except ImportError as e:
+        raise StorageError(
+            f"{redact(url)}: the gRPC storage proxy needs grpcio (pip install grpcio)"
+        ) from e
+
+
+def translate(error: BaseException, url: str) -> StorageError:
+    """One-line StorageError for a failure to use the storage at ``url`` (no password)."""
+    safe = redact(url)
+    try:
+        parsed: URL | None = make_url(url)
+    except Exception:
+        parsed = None
+    orig = getattr(error, "orig", None) or error.__cause__ or error
+    text = " ".join(str(orig).split())
+    if parsed is not None and parsed.password:
+        text = text.replace(str(parsed.password), "***")
+    host = (parsed.host if parsed is not None else None) or "localhost"
+    port = (parsed.port if parsed is not None else None) or 5432
+    where = f"{host}:{port}"
+
+    def quoted(pattern: str) -> str:
+        m = re.search(pattern, text)
+        return m.group(1) if m else "?"
+
+    if "optuna storage upgrade" in text:
+        hint = " (with the real password)" if parsed is not None and parsed.password else ""
+        return StorageError(
+            f"the study database {safe} has an older Optuna schema; upgrade it with:"
+            f" optuna storage upgrade --storage '{safe}'{hint}"
+        )
+    if "no longer compatible with the table schema" in text:
+        return StorageError(f"{safe}: {text}")
+    if parsed is not None and parsed.drivername.startswith("sqlite"):
+        if "database is locked" in text:
+            return StorageError(
+                f"SQLite database {parsed.database} is locked by another process; with many"
+                " workers use PostgreSQL"
+            )
+        return StorageError(f"cannot open SQLite database {parsed.database}: {text}")
+    if "password authentication failed" in text:
+        user = quoted(r'for user "([^"]*)"')
+        return StorageError(f"password authentication failed for user {user} at {where}: {_CHECK}")
+    if re.search(r'role "[^"]*" does not exist', text):
+        role = quoted(r'role "([^"]*)" does not exist')
+        return StorageError(f"postgres at {where}: role {role} does not exist: {_CHECK}")
+    if re.search(r'database "[^"]*" does not exist', text):
+        name = quoted(r'database "([^"]*)" does not exist')
+        return StorageError(
+            f"postgres at {where}: database {name} does not exist"
+            f" (create it: createdb -h {host} -p {port} {name})"
+        )
+    for needle, what in (
+        ("Connection refused", "connection refused — is the server running?"),
+        ("timeout expired", "timeout — is the server running?"),
+        ("timed out", "timeout — is the server running?"),
+        ("failed to resolve host", "unknown host — is the host name right?"),
+        ("could not translate host name", "unknown host — is the host name right?"),
+    ):
+        if needle in text:
+            return StorageError(f"could not connect to postgres at {where}: {what} {_CHECK}")
+    if "too many clients" in text or "remaining connection slots" in text:
+        return StorageError(
+            f"postgres at {where} has no free connections (max_connections): run fewer workers"
+            " or raise max_connections"
+        )
+    if "permission denied" in text:
+        user = parsed.username if parsed is not None else "?"
+        return StorageError(
+            f"postgres at {where}: user {user} may not create or use the study tables ({text});"
+            f" grant it (GRANT ALL ON SCHEMA public TO {user}) or use another database"
+        )
+    if "no pg_hba.conf entry" in text:
+        return StorageError(f"postgres at {where} refuses this host/user/database (pg_hba.conf)")
+    return StorageError(f"storage {safe}: {type(orig).__name__}: {text}")
+
+
+def create_or_load_study(
+    storage: BaseStorage | str,
+    name: str,
+    sampler: optuna.samplers.BaseSampler | None = None,
+    pruner: optuna.pruners.BasePruner | None = None,
+) -> optuna.Study:
+    """Create the minimising study ``name``, or load it if it exists; safe for racing workers.
+
+    Raises:
+        StorageError: the storage fails, or ``name`` exists with another direction.
+    """
+    url = storage if isinstance(storage, str) else getattr(storage, "url", type(storage).__name__)
+    try:
+        try:
+            study = optuna.create_study(
+                storage=storage,
+                study_name=name,
+                sampler=sampler,
+                pruner=pruner,
+                direction="minimize",
+                load_if_exists=True,
+            )
+        except (optuna.exceptions.DuplicatedStudyError, sa_exc.IntegrityError):
+            # Lost a race to another worker between the existence check and the insert.
+            study = optuna.load_study(
+                study_name=name, storage=storage, sampler=sampler, pruner=pruner
+            )
+    except StorageError:
+        raise
+    except Exception as e:
+        raise translate(e, url) from e
+    if study.directions != [StudyDirection.MINIMIZE]:
+        raise StorageError(
+            f"study {name!r} in {redact(url)} exists with direction(s)"
+            f" {[d.name.lower() for d in study.directions]}; vae-search minimises: use another name"
+        )
+    return study

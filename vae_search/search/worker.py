@@ -1,0 +1,177 @@
+"""A search worker: join the study and run trials until its budget is reached.
+
+Each trial is one ``study.optimize(n_trials=1)`` call (heartbeats work with ``optimize``, not
+ask/tell), entered through the budget gate of :mod:`vae_search.search.budget`.
+
+Stopping: the first SIGINT/SIGTERM lets the current trial finish, then the worker exits; the
+second stops at once: the running trial is recorded as failed and a copy (same parameters, its
+last checkpoint) is enqueued, so another worker, or the next run, resumes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+
+from vae_search.errors import TrainingError
+from vae_search.search import budget
+from vae_search.search.checkpoints import artifact_store, resolve_artifact_dir
+from vae_search.search.objective import Objective
+from vae_search.search.pruner import build_pruner
+from vae_search.search.spec import StudySpec, build_sampler
+from vae_search.search.storage import create_or_load_study, open_storage, resolve_url
+from vae_search.train.loop import ProgressFn
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerOptions:
+    """How one worker process runs.
+
+    Attributes:
+        storage: storage URL (None: ``VAE_SEARCH_STORAGE`` or the SQLite default).
+        artifact_dir: artifact store directory (None: ``VAE_SEARCH_ARTIFACTS`` or ./artifacts).
+        n_trials: the most trials this worker runs (None: until the study's budget is met).
+        timeout: seconds after which this worker starts no new trial.
+        device: run-config ``device`` for every trial (None: the spec's).
+        threads: CPU threads per trial (None: the spec's).
+        index: this worker's number (offsets the sampler seed).
+        poll_seconds: wait between budget checks while other workers' trials finish.
+        max_consecutive_failures: stop with an error after this many failed trials in a row
+            (a spec whose every trial fails would otherwise never reach its budget).
+    """
+
+    storage: str | None = None
+    artifact_dir: str | None = None
+    n_trials: int | None = None
+    timeout: float | None = None
+    device: str | None = None
+    threads: int | None = None
+    index: int = 0
+    poll_seconds: float = 2.0
+    max_consecutive_failures: int = 5
+
+
+@dataclass
+class WorkerResult:
+    trials: list[int] = field(default_factory=list)
+    stopped_by_signal: bool = False
+
+
+class GracefulStop:
+    """First SIGINT/SIGTERM: stop after the current trial. Second: KeyboardInterrupt now."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> GracefulStop:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning(
+            "%s: finishing the current trial, then stopping (send it again to stop now)",
+            signal.Signals(signum).name,
+        )
+
+
+def open_study(
+    spec: StudySpec, storage_url: str | None, worker_index: int = 0
+) -> tuple[optuna.Study, str]:
+    """Open the spec's study (creating it if missing) with heartbeats on; return it and its URL."""
+    url = resolve_url(storage_url)
+    st = spec.storage
+    storage = open_storage(
+        url,
+        heartbeat_interval=st.heartbeat_interval,
+        grace_period=st.grace_period,
+        max_retry=st.max_retry,
+    )
+    study = create_or_load_study(
+        storage, spec.study, build_sampler(spec, worker=worker_index), build_pruner(spec)
+    )
+    return study, url
+
+
+def run_worker(
+    spec: StudySpec,
+    opts: WorkerOptions,
+    stop: GracefulStop | None = None,
+    progress: ProgressFn | None = None,
+) -> WorkerResult:
+    """Run trials of ``spec``'s study until its budget, ``opts.n_trials`` or ``opts.timeout``."""
+    study, url = open_study(spec, opts.storage, opts.index)
+    lock = budget.study_lock(url, spec.study)
+    store = artifact_store(resolve_artifact_dir(opts.artifact_dir))
+    overrides = {
+        k: v for k, v in (("device", opts.device), ("threads", opts.threads)) if v is not None
+    }
+    result = WorkerResult()
+
+    def on_trial_start(trial: optuna.Trial) -> None:
+        lock.release()
+        result.trials.append(trial.number)
+
+    objective = Objective(spec, store, overrides, on_trial_start=on_trial_start, progress=progress)
+    deadline = time.monotonic() + opts.timeout if opts.timeout else None
+    log.info("worker %d (pid %d) joined study %r", opts.index, os.getpid(), spec.study)
+    while True:
+        if stop is not None and stop.requested:
+            result.stopped_by_signal = True
+            break
+        if opts.n_trials is not None and len(result.trials) >= opts.n_trials:
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            log.info("worker %d: timeout reached", opts.index)
+            break
+        lock.acquire()
+        try:
+            with warnings.catch_warnings():  # "experimental" since Optuna 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
+            left, running = budget.remaining(study, spec.n_trials)
+            if left is not None and left <= 0:
+                lock.release()
+                if running == 0:
+                    break
+                time.sleep(opts.poll_seconds)  # running trials may still fail and come back
+                continue
+            study.optimize(objective, n_trials=1, gc_after_trial=False)
+        finally:
+            lock.release()
+        _check_failures(study, result.trials, opts.max_consecutive_failures)
+    log.info("worker %d: ran %d trial(s)", opts.index, len(result.trials))
+    return result
+
+
+def _check_failures(study: optuna.Study, trials: list[int], limit: int) -> None:
+    """Raise when this worker's last ``limit`` trials all failed."""
+    if len(trials) < limit:
+        return
+    storage = study._storage
+    last = [
+        storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study._study_id, n))
+        for n in trials[-limit:]
+    ]
+    if all(t.state == optuna.trial.TrialState.FAIL for t in last):
+        reason = last[-1].user_attrs.get("fail_reason", "see the log")
+        raise TrainingError(
+            f"{limit} trials in a row failed (last, trial {last[-1].number}: {reason}); fix the spec's run settings"
+        )
