@@ -15,7 +15,7 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 quickstart: install  ## the main job on the embedded defaults
-	$(BIN)/vae-search train --out runs/quickstart
+	$(BIN)/vae-search run $(STUDY) --workers 2
 
 test: install  ## the whole test suite
 	$(BIN)/pytest -q

@@ -6,6 +6,7 @@ Trials are driven like the objective drives them: set the active-units history, 
 
 from __future__ import annotations
 
+import statistics
 import warnings
 
 import optuna
@@ -274,14 +275,13 @@ def test_recorded_constraint_is_read_by_optuna_and_constraints_func() -> None:
 
 
 def test_tpe_steers_away_from_collapse_with_the_constraint() -> None:
-    def collapsed_share(study: optuna.Study) -> float:
-        late = study.trials[10:]
-        return sum(t.params["x"] < 0.3 for t in late) / len(late)
+    def late_median(study: optuna.Study) -> float:
+        return statistics.median(t.params["x"] for t in study.trials[10:])
 
-    # Without the constraint TPE chases the low values into the collapsed region; with it,
-    # those trials are infeasible and it searches elsewhere.
-    assert collapsed_share(constrained_study(record=False)) > 0.5
-    assert collapsed_share(constrained_study(record=True)) < 0.2
+    # Without the constraint TPE chases the low values deep into the collapsed region (x < 0.3);
+    # with it those trials are infeasible and TPE works at the feasible edge, x just above 0.3.
+    assert late_median(constrained_study(record=False)) < 0.2
+    assert late_median(constrained_study(record=True)) > 0.28
 
 
 def test_constraints_func_defaults_to_feasible() -> None:

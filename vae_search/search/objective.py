@@ -77,6 +77,7 @@ class Objective:
         self.on_trial_start = on_trial_start
         self.progress = progress
         self._data: dict[str, Any] = {}
+        self.interrupted = False  # set when a trial was stopped by a second signal
 
     def data_for(self, cfg: RunConfig) -> Any:
         """Load each distinct dataset once per worker process."""
@@ -145,8 +146,11 @@ class Objective:
             log.warning("trial %d failed: %s", trial.number, e)
             return float("nan")
         except KeyboardInterrupt:
-            requeue(trial)
-            raise
+            # stop now, lose nothing: a copy waits in the queue with the last checkpoint, and
+            # this trial fails quietly (NaN) so the worker can exit without a traceback
+            trial.set_user_attr("fail_reason", f"interrupted; re-queued as trial {requeue(trial)}")
+            self.interrupted = True
+            return float("nan")
         if result.resumed_from:
             trial.set_user_attr("resumed_from_epoch", result.resumed_from)
         final = result.final
@@ -178,9 +182,17 @@ class Objective:
                 )
 
 
-def requeue(trial: optuna.Trial) -> None:
-    """Enqueue a copy of an interrupted trial (same params, its checkpoint) so nothing is lost."""
+def requeue(trial: optuna.Trial) -> int:
+    """Enqueue a copy of an interrupted trial (same params, its checkpoint); return its number."""
     attrs = dict(trial.user_attrs)
     attrs["requeued_from"] = trial.number
-    trial.study.enqueue_trial(trial.params, user_attrs=attrs)
-    log.warning("trial %d interrupted; re-queued with its checkpoint", trial.number)
+    study = trial.study
+    study.enqueue_trial(trial.params, user_attrs=attrs)
+    number = max(
+        t.number
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    )
+    log.warning(
+        "trial %d interrupted; re-queued as trial %d with its checkpoint", trial.number, number
+    )
+    return number

@@ -33,6 +33,7 @@ which TPE, GP and NSGA-II read natively and ``Study.best_trial`` honours.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -120,6 +121,7 @@ class CollapsePruner(BasePruner):
         self._collapse_patience = patience
         self._collapse_warmup = warmup_epochs
         self._wrapped = wrapped
+        self._verdicts: dict[tuple[str, int], tuple[int | None, Reason]] = {}
 
     def threshold(self, latent_dim: int | None) -> float:
         """Active units strictly below this count as collapsed."""
@@ -138,14 +140,27 @@ class CollapsePruner(BasePruner):
 
     def performance_prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         """The wrapped pruner's verdict (False without one)."""
-        return self._wrapped is not None and self._wrapped.prune(study, trial)
+        return self._wrapped is not None and bool(self._wrapped.prune(study, trial))
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
-        return self.is_collapsed(trial) or self.performance_prune(study, trial)
+        reason = self._decide(study, trial)
+        if reason is not None:
+            self._verdicts[(study.study_name, trial.number)] = (trial.last_step, reason)
+        return reason is not None
 
     def reason(self, study: optuna.Study, trial: FrozenTrial) -> Reason | None:
-        """``"collapse"`` if the collapse rule holds, else ``"performance"`` if the wrapped
-        pruner prunes now, else None."""
+        """Why :meth:`prune` pruned ``trial`` at its latest step: ``"collapse"`` (the collapse
+        rule holds) or ``"performance"`` (the wrapped pruner said so); None if not pruned.
+
+        The verdict of the ``prune`` call is remembered, because pruners such as Hyperband
+        record rung values on the trial and would not decide the same way twice.
+        """
+        step, reason = self._verdicts.get((study.study_name, trial.number), (None, None))
+        if reason is not None and step == trial.last_step:
+            return reason
+        return self._decide(study, trial)
+
+    def _decide(self, study: optuna.Study, trial: FrozenTrial) -> Reason | None:
         if self.is_collapsed(trial):
             return "collapse"
         return "performance" if self.performance_prune(study, trial) else None
@@ -175,7 +190,7 @@ class CollapseHyperbandPruner(CollapsePruner, HyperbandPruner):
         )
 
     def performance_prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
-        return HyperbandPruner.prune(self, study, trial)
+        return bool(HyperbandPruner.prune(self, study, trial))
 
 
 def prune_reason(pruner: BasePruner, study: optuna.Study, trial: FrozenTrial) -> Reason | None:
@@ -247,7 +262,9 @@ class PrunerSpec:
 def _patient(patience: int | None = None, min_delta: float = 0.0, **median: Any) -> BasePruner:
     if patience is None:
         raise TypeError("needs options.patience (epochs without improvement)")
-    return PatientPruner(MedianPruner(**median), patience=patience, min_delta=min_delta)
+    with warnings.catch_warnings():  # "experimental" in Optuna since 2.8
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return PatientPruner(MedianPruner(**median), patience=patience, min_delta=min_delta)
 
 
 _PERFORMANCE: dict[str, Callable[..., BasePruner]] = {

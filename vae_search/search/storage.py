@@ -62,6 +62,8 @@ _SECRET_QUERY = re.compile(r"(?i)\b(password|passwd|pwd)=[^&;\s]*")
 def redact(url: str) -> str:
     """``url`` with any password replaced by ``***`` (also for strings that do not parse)."""
     try:
+        if url.count("@") > 1:  # a raw "@" in the password: parsers disagree where it ends
+            raise ValueError(url)
         out = make_url(url).render_as_string(hide_password=True)
     except Exception:  # unparsable: cut everything between "user:" and the last "@"
         scheme, sep, rest = url.rpartition("://") if "://" in url else ("", "", url)
@@ -228,7 +230,7 @@ def translate(error: BaseException, url: str) -> StorageError:
         parsed: URL | None = make_url(url)
     except Exception:
         parsed = None
-    orig = getattr(error, "orig", None) or error.__cause__ or error
+    orig = _root(error)
     text = " ".join(str(orig).split())
     if parsed is not None and parsed.password:
         text = text.replace(str(parsed.password), "***")
@@ -290,6 +292,17 @@ def translate(error: BaseException, url: str) -> StorageError:
     if "no pg_hba.conf entry" in text:
         return StorageError(f"postgres at {where} refuses this host/user/database (pg_hba.conf)")
     return StorageError(f"storage {safe}: {type(orig).__name__}: {text}")
+
+
+def _root(error: BaseException) -> BaseException:
+    """The innermost cause: the driver's own error under SQLAlchemy's and Optuna's wrappers."""
+    seen = {id(error)}
+    while True:
+        inner = getattr(error, "orig", None) or error.__cause__
+        if inner is None or id(inner) in seen:
+            return error
+        seen.add(id(inner))
+        error = inner
 
 
 def create_or_load_study(

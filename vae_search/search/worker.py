@@ -156,6 +156,8 @@ def run_worker(
             study.optimize(objective, n_trials=1, gc_after_trial=False)
         finally:
             lock.release()
+        if objective.interrupted:
+            raise KeyboardInterrupt
         _check_failures(study, result.trials, opts.max_consecutive_failures)
     log.info("worker %d: ran %d trial(s)", opts.index, len(result.trials))
     return result

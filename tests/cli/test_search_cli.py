@@ -1,0 +1,120 @@
+"""The search commands as a user meets them: status, export, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from tests.search.test_workers import write_spec
+from vae_search.cli import main
+from vae_search.search.spec import StudySpec
+from vae_search.search.worker import WorkerOptions, run_worker
+
+
+def run(*args, env=None):
+    return CliRunner().invoke(main, [str(a) for a in args], env=env)
+
+
+def one_line_error(res, *needles):
+    assert res.exit_code == 2, res.output
+    text = res.output.strip()
+    assert "\n" not in text and "Traceback" not in text, text
+    for n in needles:
+        assert n in text, text
+    return text
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("study")
+    url = f"sqlite:///{tmp / 'st.db'}"
+    spec = StudySpec.from_file(write_spec(tmp / "s.yaml", "clistudy", n_trials=3))
+    run_worker(spec, WorkerOptions(storage=url, artifact_dir=str(tmp / "art"), threads=1))
+    return url, tmp
+
+
+def test_status_counts_and_best(finished):
+    url, _ = finished
+    res = run("status", "--storage", url, "--json")
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert d["study"] == "clistudy"
+    assert d["states"]["COMPLETE"] + d["states"]["PRUNED"] == 3
+    assert d["pruned"]["collapse"] + d["pruned"]["performance"] == d["states"]["PRUNED"]
+    import optuna
+
+    study = optuna.load_study(study_name="clistudy", storage=url)
+    # the best trial reported is the completed, non-collapsed trial of lowest value
+    feasible = [t for t in study.trials if t.state.name == "COMPLETE" and t.user_attrs["final"]["active_units"] >= 1]
+    assert d["best"]["number"] == min(feasible, key=lambda t: t.value).number
+    text = run("status", "clistudy", "--storage", url).output
+    assert "best: trial" in text and "complete" in text
+
+
+def test_export_top_k_into_a_directory(finished, tmp_path):
+    url, _ = finished
+    res = run("export", "clistudy", "--storage", url, "--top", "2", "-o", tmp_path / "out")
+    assert res.exit_code == 0, res.output
+    files = sorted((tmp_path / "out").glob("rank*.yaml"))
+    assert [f.name.split("-")[0] for f in files] == ["rank1", "rank2"][: len(files)]
+
+
+def test_export_with_no_completed_trial(tmp_path):
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    import optuna
+
+    optuna.create_study(study_name="empty", storage=url)
+    one_line_error(run("export", "empty", "--storage", url, "-o", tmp_path / "x.yaml"),
+                   "no completed trial", "vae-search status empty")
+
+
+def test_unknown_study_names_the_ones_there(finished):
+    url, _ = finished
+    one_line_error(run("status", "nope", "--storage", url), "no study 'nope'", "clistudy")
+
+
+def test_bad_spec_is_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("study: x\nspace:\n  prior.kind: {type: categorical, choices: [standard, gauss]}\n")
+    one_line_error(run("worker", bad, "--storage", f"sqlite:///{tmp_path / 'a.db'}"), "bad.yaml", "gauss")
+    one_line_error(run("worker", tmp_path / "missing.yaml"), "missing.yaml: no such file")
+
+
+def _pg(user: str, db: str) -> str:
+    """A URL on the test PostgreSQL server with another user/database (skip without one)."""
+    from sqlalchemy.engine import make_url
+
+    base = os.environ.get("VAE_SEARCH_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("set VAE_SEARCH_TEST_POSTGRES_URL=postgresql+psycopg://user@host:5432/db to run the PostgreSQL tests")
+    u = make_url(base)
+    return f"postgresql+psycopg://{user}@{u.host}:{u.port or 5432}/{db}"
+
+
+@pytest.mark.parametrize(
+    "url, needle",
+    [
+        ("mysql+nosuchdriver://u:pw@h/db", "sqlite:///PATH"),
+        ("postgresql+psycopg://bob:hunter2@127.0.0.1:1/db", "127.0.0.1:1"),
+        ("PG:bob:hunter2:test", "role bob does not exist"),
+        ("PG:postgres:hunter2:no_such_db_vs", "no_such_db_vs"),
+    ],
+)
+def test_bad_storage_urls_are_one_line_without_the_password(tmp_path, url, needle):
+    if url.startswith("PG:"):
+        _, user, password, db = url.split(":")
+        url = _pg(f"{user}:{password}", db)
+    spec = write_spec(tmp_path / "s.yaml", "x", n_trials=1)
+    text = one_line_error(run("worker", spec, "--storage", url), needle)
+    assert "hunter2" not in text and "pw@" not in text
+
+
+def test_storage_from_the_environment(finished, tmp_path):
+    url, _ = finished
+    res = run("status", "--json", env={"VAE_SEARCH_STORAGE": url})
+    assert res.exit_code == 0 and json.loads(res.output)["study"] == "clistudy"
+
+
