@@ -31,7 +31,7 @@ def wait_for_epoch(url: str, name: str, epoch: int, proc, timeout: float = 120):
             pytest.fail("worker exited early: " + proc.communicate()[0])
         time.sleep(0.1)
     proc.kill()
-    pytest.fail("no trial reached epoch %d: %s" % (epoch, proc.communicate()[0]))
+    pytest.fail(f"no trial reached epoch {epoch}: {proc.communicate()[0]}")
 
 
 def test_first_sigterm_finishes_the_trial_then_exits(tmp_path):

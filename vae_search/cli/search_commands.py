@@ -72,9 +72,11 @@ def worker_cmd(spec: Path, storage: str | None, artifact_dir: str | None, n_tria
     s = _load_spec(spec)
     opts = WorkerOptions(storage=storage, artifact_dir=artifact_dir, n_trials=n_trials, timeout=timeout,
                          device=device, threads=threads, index=index)
-    with GracefulStop() as stop:
+    from vae_search.cli.train_commands import step_progress
+
+    with GracefulStop() as stop, step_progress(sys.stderr.isatty()) as progress:
         try:
-            result = run_worker(s, opts, stop)
+            result = run_worker(s, opts, stop, progress=progress)  # type: ignore[arg-type]
         except KeyboardInterrupt:
             click.secho("worker stopped; its trial was re-queued", fg="yellow", err=True)
             sys.exit(130)
@@ -104,12 +106,21 @@ def _launch(ctx: click.Context, spec: Path, workers: int, gpus: str | None, per_
     from vae_search.search.storage import resolve_url
     from vae_search.search.worker import open_study
 
+    from vae_search.search.progress import StudyProgress
+
     s = _load_spec(spec)
     url = resolve_url(storage)
-    open_study(s, url)  # create the study once, before the workers race for it
+    study, _ = open_study(s, url)  # create the study once, before the workers race for it
+    progress = StudyProgress(study, s.n_trials)
     verbose = ctx.find_root().params.get("verbose", 0)
-    return launch(spec, plan(workers, gpus, per_gpu), storage=url, artifact_dir=artifact_dir,
-                  timeout=timeout, verbose=verbose)
+    # on a terminal the progress line replaces the workers' per-epoch log lines
+    verbose = verbose if not progress.tty else -1
+    try:
+        return launch(spec, plan(workers, gpus, per_gpu), storage=url, artifact_dir=artifact_dir,
+                      timeout=timeout, verbose=verbose, monitor=progress.update)
+    finally:
+        progress.update()
+        progress.close()
 
 
 @click.command("run")

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +84,7 @@ def worker_command(
         sys.executable,
         "-m",
         "vae_search",
-        *(["-v"] * verbose),
+        *(["-q"] if verbose < 0 else ["-v"] * verbose),  # -q: a progress line shows instead
         "worker",
         str(spec),
         "--index",
@@ -114,8 +115,12 @@ def launch(
     timeout: float | None = None,
     verbose: int = 0,
     poll: float = 0.5,
+    monitor: Callable[[], None] | None = None,
 ) -> list[int]:
-    """Run the workers to the end; return their exit codes. Signals are forwarded (see above)."""
+    """Run the workers to the end; return their exit codes. Signals are forwarded (see above).
+
+    ``monitor`` is called about every second while they run (the progress line).
+    """
     procs = []
     for p in placements:
         cmd, env = worker_command(
@@ -137,7 +142,11 @@ def launch(
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
+        last = 0.0
         while any(pr.poll() is None for pr in procs):
+            if monitor is not None and time.monotonic() - last >= 1.0:
+                monitor()
+                last = time.monotonic()
             time.sleep(poll)
     finally:
         for s, h in previous.items():

@@ -16,6 +16,7 @@ import signal
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -27,6 +28,8 @@ from vae_search.search.objective import Objective
 from vae_search.search.pruner import build_pruner
 from vae_search.search.spec import StudySpec, build_sampler
 from vae_search.search.storage import create_or_load_study, open_storage, resolve_url
+from vae_search.search.timing import ENV_VAR as TIMING_ENV
+from vae_search.search.timing import StorageTimer, instrument
 from vae_search.train.loop import ProgressFn
 
 log = logging.getLogger(__name__)
@@ -93,9 +96,12 @@ class GracefulStop:
 
 
 def open_study(
-    spec: StudySpec, storage_url: str | None, worker_index: int = 0
+    spec: StudySpec, storage_url: str | None, worker_index: int = 0, timers: list[StorageTimer] | None = None
 ) -> tuple[optuna.Study, str]:
-    """Open the spec's study (creating it if missing) with heartbeats on; return it and its URL."""
+    """Open the spec's study (creating it if missing) with heartbeats on; return it and its URL.
+
+    With ``timers`` (a list), the storage's calls are timed and the timer appended to it.
+    """
     url = resolve_url(storage_url)
     st = spec.storage
     storage = open_storage(
@@ -104,6 +110,8 @@ def open_study(
         grace_period=st.grace_period,
         max_retry=st.max_retry,
     )
+    if timers is not None:
+        timers.append(instrument(storage))
     study = create_or_load_study(
         storage, spec.study, build_sampler(spec, worker=worker_index), build_pruner(spec)
     )
@@ -117,13 +125,24 @@ def run_worker(
     progress: ProgressFn | None = None,
 ) -> WorkerResult:
     """Run trials of ``spec``'s study until its budget, ``opts.n_trials`` or ``opts.timeout``."""
-    study, url = open_study(spec, opts.storage, opts.index)
+    timing_dir = os.environ.get(TIMING_ENV)
+    timers: list[StorageTimer] = []
+    study, url = open_study(spec, opts.storage, opts.index, timers if timing_dir else None)
+    result = WorkerResult()
+    try:
+        return _run(study, url, spec, opts, stop, progress, result)
+    finally:
+        if timers:
+            timers[0].dump(Path(timing_dir), len(result.trials))
+
+
+def _run(study: optuna.Study, url: str, spec: StudySpec, opts: WorkerOptions, stop: GracefulStop | None,
+         progress: ProgressFn | None, result: WorkerResult) -> WorkerResult:
     lock = budget.study_lock(url, spec.study)
     store = artifact_store(resolve_artifact_dir(opts.artifact_dir))
     overrides = {
         k: v for k, v in (("device", opts.device), ("threads", opts.threads)) if v is not None
     }
-    result = WorkerResult()
 
     def on_trial_start(trial: optuna.Trial) -> None:
         lock.release()

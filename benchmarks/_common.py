@@ -1,0 +1,33 @@
+"""Shared pieces of the search benchmarks: load a spec with overrides, run studies, count."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+
+from vae_search.config import merge
+from vae_search.search.spec import StudySpec
+
+SPECS = Path(__file__).parent / "specs"
+
+
+def spec_with(path: Path, tmp: Path, **over: Any) -> StudySpec:
+    data = merge(yaml.safe_load(path.read_text()), over)
+    out = tmp / f"{data['study']}.yaml"
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    return StudySpec.from_file(out)
+
+
+def quiet() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.simplefilter("ignore")
+
+
+def epochs_run(study: optuna.Study) -> int:
+    return sum(len(t.user_attrs.get("active_units") or []) for t in study.trials)

@@ -1,0 +1,106 @@
+"""The Markdown note of a trial: how it ended (completed, pruned for collapse or performance,
+failed) with the figures that explain it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from vae_search.config import RunConfig
+
+
+def _num(v: Any, digits: int = 2) -> str:
+    return f"{v:.{digits}f}" if isinstance(v, (int, float)) else "?"
+
+
+def _at(history: Mapping[str, Any], key: str, epoch: int | None) -> Any:
+    """The history value of ``key`` at 1-based ``epoch`` (default: the last one)."""
+    vals = history.get(key) or []
+    if not vals:
+        return None
+    i = (epoch - 1) if epoch else len(vals) - 1
+    return vals[i] if 0 <= i < len(vals) else vals[-1]
+
+
+def _trajectory(au: Sequence[int]) -> str:
+    if not au:
+        return "none recorded"
+    shown = list(au) if len(au) <= 12 else [*au[:5], "…", *au[-5:]]
+    return " → ".join(str(a) for a in shown)
+
+
+def settings_line(config: RunConfig) -> str:
+    """The settings that matter for collapse, on one line."""
+    s, p = config.schedule, config.prior
+    prior = p.kind + (f", {p.components} components" if p.kind != "standard" else "")
+    sched = f"{s.kind} schedule, β {s.beta_start:g} → {s.beta:.3g}"
+    if s.kind == "linear":
+        sched += f" at {s.rate:.3g}/epoch"
+    if s.free_bits:
+        sched += f", free bits {s.free_bits:g}"
+    return (f"latent size {config.model.latent_dim} · prior {prior} · {sched} · "
+            f"{config.epochs} epochs · lr {config.optim.lr:g}")
+
+
+def trial_note(
+    number: int,
+    config: RunConfig,
+    history: Mapping[str, Any],
+    au: Sequence[int],
+    outcome: str,
+    info: Mapping[str, Any],
+    value: float | None = None,
+) -> str:
+    """Markdown for ``save_note``: a headline saying how the trial ended, its key figures
+    (active units per epoch, β, -ELBO at β = 1, KL, mutual information) and its settings."""
+    d = config.model.latent_dim
+    lines: list[str] = []
+    if outcome == "pruned":
+        reason = info.get("prune_reason", "unknown reason")
+        epoch = info.get("pruned_epoch")
+        active = info.get("pruned_active_units", au[epoch - 1] if epoch and au[epoch - 1:] else None)
+        why = {"collapse": "posterior collapse", "performance": "performance"}.get(reason, reason)
+        lines.append(f"### Trial {number}: pruned for **{why}** at epoch {epoch}")
+        lines.append(f"**{active}/{d} active units** at epoch {epoch}.")
+        if reason == "collapse":
+            lines.append("Too few latent units still carried information (variance of the "
+                         "encoder mean across validation data above the active-unit threshold).")
+        elif reason == "performance":
+            lines.append("Its validation −ELBO at β = 1 was worse than the performance pruner "
+                         "allows at this epoch.")
+        lines.append(_figures(history, epoch))
+    elif outcome == "failed":
+        done = len(history.get("elbo") or [])
+        lines.append(f"### Trial {number}: failed")
+        lines.append(f"Reason: `{info.get('fail_reason', 'not recorded')}`")
+        lines.append(f"Epochs finished before it: {done}." + (" " + _figures(history, None)
+                                                             if done else ""))
+    else:
+        final = info.get("final") or {}
+        active = final.get("active_units", au[-1] if au else None)
+        head = f"### Trial {number}: complete, **{active}/{d} active units**"
+        lines.append(head)
+        figures = []
+        if value is not None:
+            figures.append(f"objective **{_num(value, 3)}**")
+        if "nll_iwae" in final:
+            figures.append(f"IWAE NLL bound {_num(final['nll_iwae'])} nats "
+                           f"(k = {final.get('iwae_samples', '?')})")
+        if "elbo" in final:
+            figures.append(f"−ELBO {_num(final['elbo'])}")
+        if "kl" in final:
+            figures.append(f"KL {_num(final['kl'])}")
+        if "mutual_info" in final:
+            figures.append(f"mutual information {_num(final['mutual_info'])} nats")
+        if figures:
+            lines.append(" · ".join(figures))
+    lines.append(f"Active units per epoch: {_trajectory(au)}")
+    lines.append(f"Settings: {settings_line(config)}")
+    return "\n\n".join(lines) + "\n"
+
+
+def _figures(history: Mapping[str, Any], epoch: int | None) -> str:
+    where = f"at epoch {epoch}" if epoch else "at the last epoch"
+    return (f"{where.capitalize()}: β {_num(_at(history, 'beta', epoch), 3)}, validation −ELBO "
+            f"(β = 1) {_num(_at(history, 'elbo', epoch))} nats, KL {_num(_at(history, 'kl', epoch))}"
+            f" nats, mutual information {_num(_at(history, 'mutual_info', epoch))} nats.")

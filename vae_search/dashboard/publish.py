@@ -1,0 +1,174 @@
+"""Put one trial's pictures and a note into optuna-dashboard, from inside the objective.
+
+:func:`publish_trial` is the one entry point: it uploads PNG artifacts (training curves, KL per
+latent dimension and, when the trained model and image data are at hand, reconstructions,
+prior samples and, for ``shapes``, latent traversals) and saves a Markdown note saying how the
+trial ended. It never raises: a picture must never fail a trial.
+
+Call it while the trial is still running (before returning the value, before raising
+``TrialPruned``): Optuna refuses artifacts on a finished trial.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.artifacts import upload_artifact
+from optuna.artifacts._protocol import ArtifactStore
+from PIL import Image
+
+from vae_search.config import RunConfig
+from vae_search.dashboard import trial_pictures as tp
+from vae_search.dashboard.notes import trial_note
+from vae_search.data import DataSplits
+from vae_search.model import VAE
+
+log = logging.getLogger(__name__)
+
+OUTCOMES = ("complete", "pruned", "failed")
+# file names of the artifacts, in the order the report shows them
+PICTURES = ("curves.png", "kl-per-dim.png", "reconstructions.png", "samples.png",
+            "traversals.png")
+
+
+def publish_trial(
+    trial: optuna.Trial,
+    store: ArtifactStore | None,
+    *,
+    config: RunConfig,
+    history: Mapping[str, Any],
+    model: VAE | None,
+    data: DataSplits | None,
+    outcome: str,
+    detail: Mapping[str, Any],
+) -> None:
+    """Upload the trial's pictures to ``store`` and save its dashboard note. Never raises.
+
+    Args:
+        trial: the live trial (still running).
+        store: the artifact store the dashboard reads (None: the note only).
+        config: the trial's resolved run config.
+        history: the per-epoch lists (``beta``, ``elbo``, ``recon``, ``kl``, ``mutual_info``,
+            ``kl_per_dim``, ``seconds``; ``active_units`` if present, else the trial's user
+            attribute of that name).
+        model: the trained model, or None (pruned or failed: only curves and the KL heatmap).
+        data: the dataset, or None.
+        outcome: ``complete``, ``pruned`` or ``failed``.
+        detail: how it ended, with the user-attribute names: ``prune_reason``,
+            ``pruned_epoch``, ``pruned_active_units`` (pruned), ``fail_reason`` (failed),
+            ``final`` (complete). Missing keys are read from the trial's user attributes.
+    """
+    start = time.perf_counter()
+    try:
+        info = {**_user_attrs(trial), **dict(detail)}
+        if outcome not in OUTCOMES:
+            log.warning("trial %d: unknown outcome %r", trial.number, outcome)
+        au = list(history.get("active_units") or info.get("active_units") or [])
+        pictures = _pictures(trial.number, config, history, au, model, data, outcome, info)
+        if store is not None:
+            _upload(trial, store, pictures)
+        _save_note(trial, trial_note(trial.number, config, history, au, outcome, info,
+                                     value=info.get("value")))
+    except Exception:  # noqa: BLE001 - never fail a trial for a picture
+        log.warning("trial %d: could not publish its pictures", trial.number, exc_info=True)
+    log.debug("trial %d: published in %.2fs", trial.number, time.perf_counter() - start)
+
+
+def _user_attrs(trial: optuna.Trial) -> dict[str, Any]:
+    try:
+        return dict(trial.user_attrs)
+    except Exception:  # noqa: BLE001 - a storage hiccup leaves only what the caller passed
+        return {}
+
+
+def _pictures(
+    number: int,
+    config: RunConfig,
+    history: Mapping[str, Any],
+    au: list[int],
+    model: VAE | None,
+    data: DataSplits | None,
+    outcome: str,
+    info: Mapping[str, Any],
+) -> dict[str, Callable[[], Image.Image]]:
+    """The pictures this trial can have, by file name, each drawn when called."""
+    d = config.model.latent_dim
+    stop = info.get("pruned_epoch") if outcome == "pruned" else None
+    if outcome == "failed":
+        stop_label, stop = "failed", (len(history.get("elbo") or []) or None)
+    else:
+        stop_label = f"pruned ({info.get('prune_reason', '?')})"
+    sub = _subtitle(config, outcome, info)
+    kl = list(history.get("kl_per_dim") or [])
+    out: dict[str, Callable[[], Image.Image]] = {
+        "curves.png": lambda: tp.training_curves(
+            history, latent_dim=d, active_units=au, stopped_epoch=stop, stopped_label=stop_label,
+            title=f"trial {number}: training curves", subtitle=sub),
+        "kl-per-dim.png": lambda: tp.kl_heatmap(
+            kl, active_units=au, title=f"trial {number}: KL per latent dimension", subtitle=sub),
+    }
+    if model is None or data is None or not data.is_image:
+        return out
+    x = data.val[:64]
+    out["reconstructions.png"] = lambda: tp.reconstructions(model, x)
+    out["samples.png"] = lambda: tp.prior_samples(model, seed=config.seed)
+    if data.factor_names:  # shapes: traversals of one example
+        i, label = _example(data)
+        out["traversals.png"] = lambda: tp.traversal_picture(
+            model, data.val[i], kl_last=kl[-1] if kl else None, example=label)
+    return out
+
+
+def _subtitle(config: RunConfig, outcome: str, info: Mapping[str, Any]) -> str:
+    s, p = config.schedule, config.prior
+    prior = p.kind + (f" ({p.components} components)" if p.kind != "standard" else "")
+    sched = f"{s.kind} β → {s.beta:.3g}" + (f" at rate {s.rate:.3g}/epoch" if s.kind == "linear" else "")
+    return f"{outcome}; latent size {config.model.latent_dim}, prior {prior}, {sched}"
+
+
+def _example(data: DataSplits) -> tuple[int, str]:
+    """A validation example to traverse (the largest shape among the first 64) and its label."""
+    names = list(data.factor_names)
+    f = data.val_factors
+    if f is None or len(f) == 0:
+        return 0, ""
+    head = f[:64]
+    i = int(torch.argmax(head[:, names.index("scale")])) if "scale" in names else 0
+    parts = []
+    for name, v in zip(names, f[i].tolist()):
+        if name == "shape":
+            from vae_search.data.shapes import SHAPE_NAMES
+
+            parts.append(SHAPE_NAMES[int(v)] if 0 <= int(v) < len(SHAPE_NAMES) else f"shape {v:g}")
+        else:
+            parts.append(f"{name} {v:.2f}")
+    return i, f"validation example {i}: " + ", ".join(parts)
+
+
+def _upload(trial: optuna.Trial, store: ArtifactStore,
+            pictures: Mapping[str, Callable[[], Image.Image]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, draw in pictures.items():
+            try:
+                path = Path(tmp) / name
+                draw().save(path, format="PNG", optimize=False)
+                upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial,
+                                mimetype="image/png")
+            except Exception:  # noqa: BLE001 - one bad picture must not stop the others
+                log.warning("trial %d: picture %s failed", trial.number, name, exc_info=True)
+
+
+def _save_note(trial: optuna.Trial, body: str) -> None:
+    from optuna_dashboard import save_note
+
+    try:
+        save_note(trial, body)
+    except Exception:  # noqa: BLE001
+        log.warning("trial %d: could not save its note", trial.number, exc_info=True)

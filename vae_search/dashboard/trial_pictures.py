@@ -1,0 +1,178 @@
+"""The pictures of one trial: training curves, KL per latent dimension, model grids, traversals.
+
+Curves and the KL heatmap need only the trial's ``history`` (so pruned and failed trials get
+them too); reconstructions, prior samples and latent traversals need the trained model and
+image data. Every function returns a PIL image ready to save as PNG.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from PIL import Image, ImageDraw
+from torchvision.utils import make_grid
+
+from vae_search.dashboard.canvas import (
+    BACKGROUND,
+    MUTED,
+    PALETTE,
+    captioned,
+    draw_text,
+    fmt,
+    to_image,
+    upscale,
+)
+from vae_search.dashboard.charts import Marker, Series, heatmap, line_panel
+from vae_search.model import VAE
+from vae_search.pictures import reconstruction_grid, sample_grid
+
+TRAVERSAL_SPAN = 3.0
+TRAVERSAL_STEPS = 7
+
+
+def training_curves(
+    history: Mapping[str, Sequence[Any]],
+    *,
+    latent_dim: int,
+    active_units: Sequence[int] | None = None,
+    stopped_epoch: int | None = None,
+    stopped_label: str = "pruned",
+    title: str = "training curves",
+    subtitle: str = "",
+) -> Image.Image:
+    """Four panels over the epochs: -ELBO (β = 1) and reconstruction, KL and mutual
+    information, active units out of ``latent_dim``, and β; a dashed line marks
+    ``stopped_epoch`` (where the trial was pruned)."""
+    n = max((len(v) for v in history.values() if isinstance(v, Sequence)), default=0)
+    xs = list(range(1, n + 1))
+    au = list(active_units if active_units is not None else history.get("active_units") or [])
+    stop = [Marker(stopped_epoch, stopped_label, PALETTE[1], vertical=True)] if stopped_epoch else []
+
+    def col(key: str) -> list[float | None]:
+        vals = list(history.get(key) or [])
+        return vals + [None] * (n - len(vals))
+
+    panels = [
+        line_panel("validation −ELBO (β = 1) and reconstruction, nats", xs, [
+            Series("−ELBO", col("elbo"), PALETTE[0]),
+            Series("reconstruction −log p(x|z)", col("recon"), PALETTE[2], dashed=True),
+        ], markers=stop),
+        line_panel("KL and mutual information I(x; z), nats", xs, [
+            Series("KL(q(z|x) ‖ p(z))", col("kl"), PALETTE[1]),
+            Series("mutual information", col("mutual_info"), PALETTE[3], dashed=True),
+        ], markers=stop, y_floor=0.0),
+        line_panel(f"active units (of {latent_dim})", xs, [
+            Series("active units", (au + [None] * n)[:n], PALETTE[2]),
+        ], markers=[Marker(latent_dim, f"latent size {latent_dim}"), *stop], y_floor=0.0),
+        line_panel("β: weight of the KL term", xs, [
+            Series("β", col("beta"), PALETTE[4]),
+        ], markers=stop, y_floor=0.0),
+    ]
+    w, h = panels[0].size
+    grid = Image.new("RGB", (2 * w, 2 * h), BACKGROUND)
+    for i, p in enumerate(panels):
+        grid.paste(p, ((i % 2) * w, (i // 2) * h))
+    return captioned(grid, title, subtitle)
+
+
+def kl_matrix(kl_per_dim: Sequence[Sequence[float]]) -> torch.Tensor:
+    """(latent dims, epochs) from the history's per-epoch lists (ragged entries become NaN)."""
+    if not kl_per_dim:
+        return torch.zeros(0, 0)
+    dims = max(len(row) for row in kl_per_dim)
+    m = torch.full((dims, len(kl_per_dim)), float("nan"))
+    for e, row in enumerate(kl_per_dim):
+        vals = torch.tensor([float(v) if v is not None else math.nan for v in row])
+        m[: len(row), e] = vals
+    return m
+
+
+def kl_heatmap(kl_per_dim: Sequence[Sequence[float]], *, active_units: Sequence[int] | None = None,
+               title: str = "KL per latent dimension", subtitle: str = "") -> Image.Image:
+    """Epochs on x, latent dimensions on y (z0 at the top), colour = validation KL in nats
+    (linear scale from 0, black, to the largest value): a collapsed dimension goes black. ``active_units``
+    (per epoch) is written under the epochs."""
+    m = kl_matrix(kl_per_dim).clamp_min(0)
+    if m.numel() == 0:
+        img = Image.new("RGB", (360, 60), BACKGROUND)
+        draw_text(ImageDraw.Draw(img), (10, 20), "no epoch finished", fill=MUTED)
+        return captioned(img, title, subtitle)
+    dims, epochs = m.shape
+    chart = heatmap(
+        m,
+        title="validation KL of each z_d, nats (black: KL ≈ 0)",
+        xlabel="epoch",
+        ylabel="latent dim",
+        row_labels=[f"z{d}" for d in range(dims)],
+        col_labels=[str(e + 1) for e in range(epochs)],
+        colorbar_label="KL, nats",
+        footer=("active", [str(a) for a in active_units] + [""] * epochs) if active_units else None,
+    )
+    return captioned(chart, title, subtitle)
+
+
+def reconstructions(model: VAE, x: torch.Tensor, n: int = 32) -> Image.Image:
+    """Validation inputs (odd rows) above their reconstructions from the posterior mean."""
+    grid = to_image(reconstruction_grid(model, x.to(_device(model)), n=n))
+    return captioned(upscale(grid), "reconstructions (validation)",
+                     "rows alternate: inputs, then their reconstructions")
+
+
+def prior_samples(model: VAE, seed: int = 0, n: int = 64) -> Image.Image:
+    """Decoder means of ``n`` draws from the prior."""
+    return captioned(upscale(to_image(sample_grid(model, n=n, seed=seed))), "samples from the prior",
+                     "decoder means of z ~ p(z)")
+
+
+@torch.no_grad()
+def traverse(model: VAE, x: torch.Tensor, span: float = TRAVERSAL_SPAN,
+             steps: int = TRAVERSAL_STEPS) -> torch.Tensor:
+    """Decoded traversals of one example: ``(latent_dim, steps, *event_shape)``.
+
+    Row d sets z_d of the example's posterior mean to each of ``steps`` values evenly spaced in
+    [-span, span], the other coordinates kept; pixels are the likelihood's mean.
+    """
+    model.eval()
+    x = x.reshape(1, *model.shape).to(_device(model))
+    mu, _ = model.encode(x)
+    d = mu.shape[-1]
+    values = torch.linspace(-span, span, steps, device=mu.device, dtype=mu.dtype)
+    z = mu.expand(d, steps, d).clone()
+    idx = torch.arange(d, device=mu.device)
+    z[idx, :, idx] = values
+    out = model.likelihood.mean(model.decode(z.reshape(d * steps, d))).clamp(0, 1)
+    return out.reshape(d, steps, *model.shape).float().cpu()
+
+
+def traversal_picture(model: VAE, x: torch.Tensor, *, kl_last: Sequence[float] | None = None,
+                      example: str = "", span: float = TRAVERSAL_SPAN,
+                      steps: int = TRAVERSAL_STEPS) -> Image.Image:
+    """:func:`traverse` as a labelled grid: one row per latent dimension (with its last-epoch
+    KL), one column per value of z_d, the input example at the left."""
+    t = traverse(model, x, span, steps)
+    d = t.shape[0]
+    cells = torch.cat([x.reshape(1, 1, *model.shape).expand(d, 1, *model.shape).float().cpu(), t],
+                      dim=1)
+    grid = to_image(make_grid(cells.flatten(0, 1), nrow=steps + 1, padding=1, pad_value=0.5))
+    factor = max(1, min(8, math.ceil(28 / (t.shape[-1] + 1))))
+    big = grid.resize((grid.width * factor, grid.height * factor), Image.Resampling.NEAREST)
+    cell = (t.shape[-1] + 1) * factor
+    left, top = 120, 22
+    img = Image.new("RGB", (left + big.width + 10, top + big.height + 6), BACKGROUND)
+    img.paste(big, (left, top))
+    draw = ImageDraw.Draw(img)
+    draw_text(draw, (left + cell / 2, top - 4), "input", size=11, fill=MUTED, anchor="md")
+    for j, v in enumerate(torch.linspace(-span, span, steps).tolist()):
+        draw_text(draw, (left + (j + 1.5) * cell, top - 4), fmt(v), size=11, anchor="md")
+    for r in range(d):
+        label = f"z{r}" + (f"  KL {kl_last[r]:.2f}" if kl_last and r < len(kl_last) else "")
+        draw_text(draw, (left - 8, top + (r + 0.5) * cell), label, size=11, anchor="rm")
+    return captioned(img, "latent traversals (rows: latent dims; columns: value of z_d)",
+                     example or "a validation example; other dims at its posterior mean")
+
+
+def _device(model: VAE) -> torch.device:
+    return next(model.parameters()).device
