@@ -124,7 +124,7 @@ def test_parameters_are_suggested_in_file_order(spec_dict) -> None:
 def test_seeds_differ_per_worker_but_qmc_shares_one(spec_dict) -> None:
     spec = StudySpec.from_dict(spec_dict(sampler={"kind": "random", "seed": 3}))
 
-    def first(worker: int, spec: StudySpec) -> dict:
+    def first(worker: int | None, spec: StudySpec) -> dict:
         study = optuna.create_study(sampler=build_sampler(spec, worker=worker))
         trial = study.ask()
         sample_run(trial, spec)
@@ -133,6 +133,8 @@ def test_seeds_differ_per_worker_but_qmc_shares_one(spec_dict) -> None:
     # Same worker, same proposals (reproducible); another worker, other proposals.
     assert first(0, spec) == first(0, spec)
     assert first(0, spec) != first(1, spec)
+    # No index: offset by the process id, so still unlike worker 0.
+    assert first(None, spec) != first(0, spec)
     # QMC walks one low-discrepancy sequence by trial number: every worker needs the same seed.
     qmc = SamplerSpec(kind="qmc", seed=3)
     assert make_sampler(qmc, worker=0)._seed == make_sampler(qmc, worker=5)._seed == 3

@@ -100,17 +100,11 @@ def _pictures(
 ) -> dict[str, Callable[[], Image.Image]]:
     """The pictures this trial can have, by file name, each drawn when called."""
     d = config.model.latent_dim
-    stop = info.get("pruned_epoch") if outcome == "pruned" else None
-    if outcome == "failed":
-        stop_label, stop = "failed", (len(history.get("elbo") or []) or None)
-    else:
-        stop_label = f"pruned ({info.get('prune_reason', '?')})"
     sub = _subtitle(config, outcome, info)
     kl = list(history.get("kl_per_dim") or [])
     out: dict[str, Callable[[], Image.Image]] = {
         "curves.png": lambda: tp.training_curves(
-            history, latent_dim=d, active_units=au, stopped_epoch=stop, stopped_label=stop_label,
-            title=f"trial {number}: training curves", subtitle=sub),
+            history, latent_dim=d, active_units=au, title=f"trial {number}: training curves", subtitle=sub),
         "kl-per-dim.png": lambda: tp.kl_heatmap(
             kl, active_units=au, title=f"trial {number}: KL per latent dimension", subtitle=sub),
     }
@@ -127,10 +121,15 @@ def _pictures(
 
 
 def _subtitle(config: RunConfig, outcome: str, info: Mapping[str, Any]) -> str:
+    """How the trial ended and its collapse-relevant settings, on one line."""
     s, p = config.schedule, config.prior
     prior = p.kind + (f" ({p.components} components)" if p.kind != "standard" else "")
-    sched = f"{s.kind} β → {s.beta:.3g}" + (f" at rate {s.rate:.3g}/epoch" if s.kind == "linear" else "")
-    return f"{outcome}; latent size {config.model.latent_dim}, prior {prior}, {sched}"
+    sched = f"{s.kind} β → {s.beta:.3g}" + (f" at {s.rate:.3g}/epoch" if s.kind == "linear" else "")
+    end = outcome
+    if outcome == "pruned":
+        end = (f"pruned for {info.get('prune_reason', '?')} at epoch {info.get('pruned_epoch', '?')}"
+               f" ({info.get('pruned_active_units', '?')}/{config.model.latent_dim} active)")
+    return f"{end}; latent size {config.model.latent_dim}, prior {prior}, {sched}"
 
 
 def _example(data: DataSplits) -> tuple[int, str]:

@@ -38,18 +38,15 @@ def training_curves(
     *,
     latent_dim: int,
     active_units: Sequence[int] | None = None,
-    stopped_epoch: int | None = None,
-    stopped_label: str = "pruned",
     title: str = "training curves",
     subtitle: str = "",
 ) -> Image.Image:
     """Four panels over the epochs: -ELBO (β = 1) and reconstruction, KL and mutual
-    information, active units out of ``latent_dim``, and β; a dashed line marks
-    ``stopped_epoch`` (where the trial was pruned)."""
+    information, active units out of ``latent_dim``, and β. A pruned trial's history ends at
+    the epoch it was pruned."""
     n = max((len(v) for v in history.values() if isinstance(v, Sequence)), default=0)
     xs = list(range(1, n + 1))
     au = list(active_units if active_units is not None else history.get("active_units") or [])
-    stop = [Marker(stopped_epoch, stopped_label, PALETTE[1], vertical=True)] if stopped_epoch else []
 
     def col(key: str) -> list[float | None]:
         vals = list(history.get(key) or [])
@@ -59,17 +56,17 @@ def training_curves(
         line_panel("validation −ELBO (β = 1) and reconstruction, nats", xs, [
             Series("−ELBO", col("elbo"), PALETTE[0]),
             Series("reconstruction −log p(x|z)", col("recon"), PALETTE[2], dashed=True),
-        ], markers=stop),
+        ]),
         line_panel("KL and mutual information I(x; z), nats", xs, [
             Series("KL(q(z|x) ‖ p(z))", col("kl"), PALETTE[1]),
             Series("mutual information", col("mutual_info"), PALETTE[3], dashed=True),
-        ], markers=stop, y_floor=0.0),
+        ], y_floor=0.0),
         line_panel(f"active units (of {latent_dim})", xs, [
             Series("active units", (au + [None] * n)[:n], PALETTE[2]),
-        ], markers=[Marker(latent_dim, f"latent size {latent_dim}"), *stop], y_floor=0.0),
+        ], markers=[Marker(latent_dim, f"latent size {latent_dim}")], y_floor=0.0),
         line_panel("β: weight of the KL term", xs, [
             Series("β", col("beta"), PALETTE[4]),
-        ], markers=stop, y_floor=0.0),
+        ], y_floor=0.0),
     ]
     w, h = panels[0].size
     grid = Image.new("RGB", (2 * w, 2 * h), BACKGROUND)

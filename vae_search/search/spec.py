@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,16 +221,21 @@ def _pruner_problems(perf: PerformanceSpec, epochs: int) -> list[str]:
     return []
 
 
-def build_sampler(spec: StudySpec, *, worker: int = 0) -> optuna.samplers.BaseSampler:
-    """The spec's sampler for worker number ``worker`` (its seed is ``seed + worker``)."""
+def build_sampler(spec: StudySpec, *, worker: int | None = 0) -> optuna.samplers.BaseSampler:
+    """The spec's sampler for worker number ``worker``: its seed is ``seed + worker``.
+
+    Give every concurrent worker its own number, or they propose the same parameters (seen:
+    two hand-started workers with equal seeds ran identical random start-up trials). ``None``
+    offsets by the process id instead: distinct, but not reproducible.
+    """
     return make_sampler(spec.sampler, worker=worker)
 
 
-def make_sampler(spec: SamplerSpec, *, worker: int = 0) -> optuna.samplers.BaseSampler:
+def make_sampler(spec: SamplerSpec, *, worker: int | None = 0) -> optuna.samplers.BaseSampler:
     """:func:`build_sampler` from the ``sampler:`` section alone."""
     seed = spec.seed
     if seed is not None and spec.kind not in _SAME_SEED_EVERYWHERE:
-        seed += worker
+        seed = (seed + (os.getpid() if worker is None else worker)) % 2**32
     with warnings.catch_warnings():  # qmc and bruteforce are "experimental" in Optuna
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return _SAMPLERS[spec.kind](seed=seed, **spec.options)
