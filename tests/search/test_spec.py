@@ -112,6 +112,29 @@ def test_conditional_parameter_follows_its_condition(spec_dict) -> None:
     assert "prior.components" not in trial.params
 
 
+def test_scalar_condition_and_nested_conditions(spec_dict) -> None:
+    space = {
+        "model.arch": {"type": "categorical", "choices": ["mlp", "conv"]},
+        "model.activation": {
+            "type": "categorical",
+            "choices": ["relu", "tanh"],
+            "when": {"model.arch": "conv"},  # a scalar is one allowed value
+        },
+        "model.latent_dim": {
+            "type": "int",
+            "low": 2,
+            "high": 8,
+            "when": {"model.activation": "tanh"},
+        },
+    }
+    spec = StudySpec.from_dict(spec_dict(space=space))
+    # latent_dim depends on activation, which depends on arch: mlp switches both off.
+    trial = FixedTrial({"model.arch": "mlp", "model.activation": "tanh", "model.latent_dim": 3})
+    assert sample_run(trial, spec).model.latent_dim == spec.base_run().model.latent_dim
+    trial = FixedTrial({"model.arch": "conv", "model.activation": "tanh", "model.latent_dim": 3})
+    assert sample_run(trial, spec).model.latent_dim == 3
+
+
 def test_parameters_are_suggested_in_file_order(spec_dict) -> None:
     spec = StudySpec.from_dict(spec_dict())
     study = optuna.create_study()

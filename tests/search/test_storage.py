@@ -292,21 +292,28 @@ def test_wrong_postgres_password(pg_url: str, debug_logs) -> None:
     import psycopg
 
     admin = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    role = f"vs_test_pw_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'vs_test_pw'").fetchone()
-        if not exists:
-            conn.execute("CREATE ROLE vs_test_pw LOGIN PASSWORD 'secret-xyz'")
-    url = with_password(pg_url, username="vs_test_pw")
+        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'secret-xyz'")
     try:
-        psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(False)).close()
-    except psycopg.OperationalError:
-        pass
-    else:
-        pytest.skip("the server's pg_hba.conf trusts this host, so any password is accepted")
-    with pytest.raises(StorageError) as info:
-        open_storage(url)
-    assert str(info.value).startswith("password authentication failed for user vs_test_pw at ")
-    assert_no_secret(info.value, debug_logs)
+        url = with_password(pg_url, username=role)  # SECRET, not secret-xyz
+        try:
+            dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
+            psycopg.connect(dsn).close()
+        except psycopg.OperationalError:
+            pass
+        else:
+            pytest.skip("the server's pg_hba.conf trusts this host, so any password is accepted")
+        with pytest.raises(StorageError) as info:
+            open_storage(url)
+        assert str(info.value) == (
+            f"password authentication failed for user {role} at {where(pg_url)}:"
+            f" check --storage or {ENV_VAR}"
+        )
+        assert_no_secret(info.value, debug_logs)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP ROLE IF EXISTS {role}")
 
 
 def test_password_failure_message_from_the_server_text() -> None:

@@ -233,3 +233,28 @@ def test_nan_trials_fail_with_their_reason_and_the_worker_stops_after_a_streak(t
     trials = load(url, "nan").trials
     assert [t.state for t in trials] == [TrialState.FAIL] * 3
     assert all("not finite at epoch 1" in t.user_attrs["fail_reason"] for t in trials)
+
+
+def test_cuda_out_of_memory_fails_the_trial_and_the_worker_goes_on(tmp_path, monkeypatch):
+    import torch
+
+    from vae_search.search import objective as objective_mod
+
+    real_train = objective_mod.train
+    calls = []
+
+    def train_oom_first(cfg, **kw):
+        calls.append(cfg)
+        if len(calls) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_train(cfg, **kw)
+
+    monkeypatch.setattr(objective_mod, "train", train_oom_first)
+    url = f"sqlite:///{tmp_path / 'st.db'}"
+    spec = StudySpec.from_file(write_spec(tmp_path / "s.yaml", "oom", n_trials=2))
+    run_worker(spec, WorkerOptions(storage=url, artifact_dir=str(tmp_path / "a")))
+    trials = load(url, "oom").trials
+    # the first trial failed with its reason; the budget was still met by the next ones
+    assert trials[0].state == TrialState.FAIL
+    assert "CUDA out of memory" in trials[0].user_attrs["fail_reason"]
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 2

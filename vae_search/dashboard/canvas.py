@@ -144,7 +144,8 @@ def upscale(img: Image.Image, min_width: int = 360, max_factor: int = 8) -> Imag
 
 
 def captioned(img: Image.Image, title: str, subtitle: str = "", pad: int = 10) -> Image.Image:
-    """``img`` under a title line (and an optional smaller subtitle line) on white."""
+    """``img`` under a title line (and an optional smaller subtitle line) on white; a heatmap's
+    ``info["grid"]`` is carried over, shifted."""
     tw, th = text_size(title, 15)
     sw, sh = text_size(subtitle, 12) if subtitle else (0, 0)
     head = pad + th + (6 + sh if subtitle else 0) + pad
@@ -154,5 +155,9 @@ def captioned(img: Image.Image, title: str, subtitle: str = "", pad: int = 10) -
     draw_text(draw, (pad, pad), title, size=15)
     if subtitle:
         draw_text(draw, (pad, pad + th + 6), subtitle, size=12, fill=MUTED)
-    out.paste(img.convert("RGB"), ((width - img.width) // 2, head))
+    x0 = (width - img.width) // 2
+    out.paste(img.convert("RGB"), (x0, head))
+    if "grid" in img.info:  # keep the cell layout of a heatmap, shifted
+        left, top, cw, ch = img.info["grid"]
+        out.info["grid"] = (left + x0, top + head, cw, ch)
     return out

@@ -149,6 +149,8 @@ def heatmap(
 ) -> Image.Image:
     """Cells coloured by value (inferno: 0 is black), row 0 at the top, with a colour bar.
 
+    The image's ``info["grid"]`` is ``(left, top, cell width, cell height)`` in pixels.
+
     Args:
         matrix: (rows, cols) values >= 0; non-finite cells are drawn grey.
         vmax: the value shown brightest (default: the largest finite value).
@@ -205,4 +207,5 @@ def heatmap(
         draw.line([(bx + bw, y), (bx + bw + 4, y)], fill=INK)
         draw_text(draw, (bx + bw + 6, y), fmt(t), size=11, anchor="lm")
     draw_text(draw, (bx - 4, top + bh + 6), colorbar_label, size=11, fill=MUTED)
+    img.info["grid"] = (left, top, cw, ch)  # where the cells are, for readers and tests
     return img

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial
@@ -142,9 +143,12 @@ class Objective:
         except TrainingError as e:
             # a NaN is a finding about this configuration, not a worker crash: the trial fails
             # (Optuna fails a trial whose value is NaN) with the reason kept, and the worker goes on
-            trial.set_user_attr("fail_reason", str(e))
-            log.warning("trial %d failed: %s", trial.number, e)
-            return float("nan")
+            return self._fail(trial, str(e))
+        except torch.cuda.OutOfMemoryError:
+            # too big for this GPU: record it and let the worker go on with the next trial
+            torch.cuda.empty_cache()
+            return self._fail(trial, f"CUDA out of memory on {cfg.device} (batch_size {cfg.batch_size}, "
+                                     f"latent_dim {cfg.model.latent_dim}); lower batch_size or the model size")
         except KeyboardInterrupt:
             # stop now, lose nothing: a copy waits in the queue with the last checkpoint, and
             # this trial fails quietly (NaN) so the worker can exit without a traceback
@@ -160,6 +164,12 @@ class Objective:
             self._upload_pictures(trial, result)
         value = final["nll_iwae"] if self.spec.objective == "nll_iwae" else final["elbo"]
         return float(value)
+
+    def _fail(self, trial: optuna.Trial, reason: str) -> float:
+        """Fail the trial (Optuna fails a NaN value) with its reason, without a traceback."""
+        trial.set_user_attr("fail_reason", reason)
+        log.warning("trial %d failed: %s", trial.number, reason)
+        return float("nan")
 
     def _constraint(self, trial: optuna.Trial, active_units: int, threshold: float) -> None:
         if self.spec.pruner.constraint:

@@ -25,9 +25,15 @@ Everything is checked when the file is loaded, not in trial 7: the run config, e
 value must be valid), ``when`` conditions, and sampler / pruner options (the Optuna objects are
 built once). All problems come back in one :class:`ConfigError` that starts with the file path.
 
-Sampler seeds: every worker builds its own sampler, and equal seeds in several processes would
+Sampler seeds: every worker builds its own sampler, and equal seeds in several processes
 propose the same parameters, so :func:`build_sampler` adds the worker index to the seed (except
-for ``qmc``, whose low-discrepancy sequence needs the same seed everywhere).
+for ``qmc``, whose low-discrepancy sequence needs the same seed everywhere). ``cmaes`` needs the
+``cmaes`` package, ``gp`` and ``qmc`` need ``scipy``: a spec naming them fails at load when they
+are missing. ``cmaes``, ``random``, ``qmc`` and ``bruteforce`` ignore constraints.
+
+Pruner: ``performance.kind`` is none | median | percentile | successive_halving | hyperband |
+patient | threshold, ``options`` the Optuna pruner's keyword arguments; ``hyperband`` defaults
+``max_resource`` to ``run.epochs``. See :mod:`vae_search.search.pruner`.
 
 Constraints: Optuna 5 deprecates samplers' ``constraints_func`` in favour of
 ``Trial.set_constraint``, which stores the value in the trial's system attributes where TPE, GP

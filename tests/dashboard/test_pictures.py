@@ -1,0 +1,123 @@
+"""The picture functions: shapes, colours and what a researcher reads off them."""
+
+from __future__ import annotations
+
+import torch
+
+from tests.conftest import small_config
+from vae_search.dashboard.canvas import colormap, nice_ticks
+from vae_search.dashboard.notes import trial_note
+from vae_search.dashboard.trial_pictures import (
+    kl_heatmap,
+    kl_matrix,
+    traversal_picture,
+    traverse,
+    training_curves,
+)
+from vae_search.model.vae import build_vae
+
+SHAPE = (1, 16, 16)
+
+
+def _history(epochs: int = 4, dims: int = 3, dead: int | None = 1) -> dict:
+    kl = [[0.0 if d == dead else 0.2 * (d + 1) * (e + 1) for d in range(dims)] for e in range(epochs)]
+    return {
+        "beta": [min(1.0, 0.3 * (e + 1)) for e in range(epochs)],
+        "elbo": [100.0 - 10 * e for e in range(epochs)],
+        "recon": [95.0 - 10 * e for e in range(epochs)],
+        "kl": [sum(row) for row in kl],
+        "mutual_info": [0.1 * e for e in range(epochs)],
+        "kl_per_dim": kl,
+        "seconds": [0.1] * epochs,
+    }
+
+
+def _cell(img, row: int, col: int) -> tuple[int, int, int]:
+    left, top, cw, ch = img.info["grid"]
+    return img.getpixel((left + col * cw + cw // 2, top + row * ch + ch // 2))
+
+
+def test_kl_heatmap_draws_a_dead_dimension_black():
+    img = kl_heatmap(_history()["kl_per_dim"], active_units=[2, 2, 2, 2])
+    for epoch in range(4):
+        # dimension 1 has KL 0 at every epoch: its whole row is (inferno's) black
+        assert max(_cell(img, 1, epoch)) <= 4
+        # the live dimensions are visibly lit at every epoch
+        assert sum(_cell(img, 0, epoch)) > 60 and sum(_cell(img, 2, epoch)) > 60
+    # brightness grows with KL: the largest value (dim 2, last epoch) is the brightest cell
+    cells = {(r, c): sum(_cell(img, r, c)) for r in range(3) for c in range(4)}
+    assert max(cells, key=cells.get) == (2, 3)
+
+
+def test_kl_heatmap_rows_are_dimensions_and_columns_epochs():
+    m = kl_matrix(_history(epochs=5, dims=7)["kl_per_dim"])
+    # latent dims on y, epochs on x
+    assert m.shape == (7, 5)
+    img = kl_heatmap(_history(epochs=5, dims=7)["kl_per_dim"])
+    left, top, cw, ch = img.info["grid"]
+    # the grid fits in the picture
+    assert left + 5 * cw <= img.width and top + 7 * ch <= img.height
+
+
+def test_kl_heatmap_of_an_empty_history_is_a_placeholder():
+    assert kl_heatmap([]).width > 0
+
+
+def test_colormap_runs_from_black_to_bright():
+    c = colormap(torch.tensor([0.0, 0.5, 1.0]))
+    assert c[0].tolist() == [0, 0, 4]
+    assert c[0].sum() < c[1].sum() < c[2].sum()
+
+
+def test_nice_ticks_are_round_and_cover_the_range():
+    assert nice_ticks(0, 1, 5) == [0, 0.25, 0.5, 0.75, 1.0]
+    ticks = nice_ticks(33.2, 71.9, 5)
+    assert ticks[0] >= 33.2 and ticks[-1] <= 71.9 and all(t % 10 == 0 for t in ticks)
+
+
+def test_training_curves_picture():
+    img = training_curves(_history(), latent_dim=3, active_units=[3, 2, 2, 2], title="t")
+    # two by two panels of 380 x 240 under a caption
+    assert img.width >= 760 and img.height >= 480
+    # an empty history (a trial that failed in its first epoch) still gives a picture
+    assert training_curves({}, latent_dim=3).height >= 480
+
+
+def test_traversals_have_one_row_per_latent_dimension():
+    torch.manual_seed(0)
+    cfg = small_config(model={"latent_dim": 5, "hidden": [16]})
+    model = build_vae(cfg, SHAPE)
+    x = torch.rand(SHAPE)
+    t = traverse(model, x, span=3.0, steps=7)
+    # rows = latent dims, columns = the 7 values of z_d, each an image of the data's shape
+    assert t.shape == (5, 7, *SHAPE)
+    # row d, column j decodes the posterior mean with z_d set to -3 + j (checked directly)
+    with torch.no_grad():
+        mu, _ = model.encode(x.unsqueeze(0))
+        z = mu.clone()
+        z[0, 2] = -1.0
+        want = model.likelihood.mean(model.decode(z))[0]
+    assert torch.allclose(t[2, 2], want, atol=1e-6)
+    img = traversal_picture(model, x, kl_last=[0.1] * 5)
+    # the picture grows with the number of rows
+    taller = traversal_picture(build_vae(small_config(model={"latent_dim": 10, "hidden": [16]}),
+                                         SHAPE), x)
+    assert taller.height > img.height
+
+
+def test_notes_say_why_a_trial_ended():
+    cfg = small_config(model={"latent_dim": 6})
+    h = _history(epochs=2, dims=6)
+    note = trial_note(4, cfg, h, [6, 0], "pruned",
+                      {"prune_reason": "collapse", "pruned_epoch": 2, "pruned_active_units": 0})
+    # the reason, the epoch and the active units at that epoch
+    assert "posterior collapse" in note and "epoch 2" in note and "0/6 active units" in note
+    assert "6 → 0" in note
+    perf = trial_note(4, cfg, h, [6, 6], "pruned",
+                      {"prune_reason": "performance", "pruned_epoch": 2, "pruned_active_units": 6})
+    assert "**performance**" in perf and "6/6 active units" in perf
+    failed = trial_note(5, cfg, h, [6], "failed", {"fail_reason": "loss is nan at epoch 2 step 7"})
+    assert "failed" in failed and "loss is nan at epoch 2 step 7" in failed
+    done = trial_note(6, cfg, h, [6, 5], "complete",
+                      {"final": {"active_units": 5, "nll_iwae": 80.5, "iwae_samples": 10}})
+    assert "5/6 active units" in done and "80.50" in done and "k = 10" in done

@@ -1,0 +1,96 @@
+"""publish_trial: what a finished study holds, and that a picture never fails a trial."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import optuna
+import torch
+from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta
+from optuna.trial import TrialState
+from optuna_dashboard import get_note
+
+from tests.conftest import small_config
+from vae_search.dashboard.publish import PICTURES, publish_trial
+from vae_search.data import load_data
+from vae_search.model.vae import build_vae
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _pngs(study: optuna.Study, t) -> dict[str, str]:
+    return {m.filename: m.artifact_id for m in get_all_artifact_meta(t, storage=study._storage)
+            if m.mimetype == "image/png"}
+
+
+def test_every_trial_has_its_pictures_and_a_note(finished_study):
+    study = finished_study.load()
+    store = FileSystemArtifactStore(str(finished_study.artifact_dir))
+    by_state = {s: [t for t in study.trials if t.state == s] for s in TrialState}
+    # the fixture's enqueued trials ended as planned: two complete, one pruned for collapse
+    assert len(by_state[TrialState.COMPLETE]) == 2 and len(by_state[TrialState.PRUNED]) == 1
+    pruned = by_state[TrialState.PRUNED][0]
+    assert pruned.user_attrs["prune_reason"] == "collapse"
+    for t in by_state[TrialState.COMPLETE]:
+        # a completed shapes trial has all five pictures, each once
+        assert sorted(_pngs(study, t)) == sorted(PICTURES)
+    # a pruned trial has no model: only what its history allows
+    assert sorted(_pngs(study, pruned)) == ["curves.png", "kl-per-dim.png"]
+    for t in study.trials:
+        for name, artifact_id in _pngs(study, t).items():
+            with store.open_reader(artifact_id) as f:
+                # every artifact is a real PNG in the store
+                assert f.read(8) == PNG, name
+    note = get_note(optuna.Trial(study, pruned._trial_id))
+    # the pruned trial's note says why, when, and how many units were left
+    assert "posterior collapse" in note and f"epoch {pruned.user_attrs['pruned_epoch']}" in note
+    assert f"0/{pruned.user_attrs['latent_dim']} active units" in note
+    done = by_state[TrialState.COMPLETE][0]
+    assert "complete" in get_note(optuna.Trial(study, done._trial_id))
+
+
+def test_publish_trial_never_raises(tmp_path, caplog):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'x.db'}")
+    trial = study.ask()
+
+    class BrokenStore:
+        def write(self, artifact_id, content):
+            raise OSError("disk full")
+
+        def open_reader(self, artifact_id):
+            raise OSError("gone")
+
+        def remove(self, artifact_id):
+            pass
+
+    cfg = small_config()
+    with caplog.at_level(logging.WARNING, logger="vae_search.dashboard"):
+        # a store that fails on every write, and a history that is not even a mapping of lists
+        publish_trial(trial, BrokenStore(), config=cfg, history={"elbo": "garbage", "kl_per_dim": 3},
+                      model=None, data=None, outcome="failed", detail={"fail_reason": "nan"})
+    # nothing raised; each failure was logged as a warning
+    assert any("picture" in r.getMessage() or "publish" in r.getMessage() for r in caplog.records)
+
+
+def test_publish_trial_is_cheap(tmp_path):
+    cfg = small_config(model={"latent_dim": 16, "hidden": [256, 128]})
+    data = load_data(cfg.data)
+    model = build_vae(cfg, data.shape)
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'x.db'}")
+    trial = study.ask()
+    store = FileSystemArtifactStore(str(tmp_path))
+    epochs = 6
+    history = {
+        "beta": [1.0] * epochs, "elbo": [50.0] * epochs, "recon": [45.0] * epochs,
+        "kl": [5.0] * epochs, "mutual_info": [1.0] * epochs, "seconds": [0.1] * epochs,
+        "kl_per_dim": torch.rand(epochs, 16).tolist(), "active_units": [16] * epochs,
+    }
+    start = time.perf_counter()
+    publish_trial(trial, store, config=cfg, history=history, model=model, data=data,
+                  outcome="complete", detail={"final": {"active_units": 16}})
+    elapsed = time.perf_counter() - start
+    # all five pictures, for a model of the quickstart's size, well under a second (with slack
+    # for a loaded CI machine)
+    assert len(_pngs(study, study._storage.get_trial(trial._trial_id))) == 5
+    assert elapsed < 2.0, elapsed
