@@ -37,6 +37,7 @@ from vae_search.config import RunConfig
 from vae_search.data import DataSplits
 from vae_search.model import build_vae, vae_loss
 from vae_search.train import train
+from vae_search.train.loop import make_optimizer
 
 
 def mnist_like(n: int, seed: int = 0) -> torch.Tensor:
@@ -115,7 +116,7 @@ def engine_config(epochs: int, device: str) -> RunConfig:
 def time_floor(train_x: torch.Tensor, cfg: RunConfig, epochs: int, device: torch.device) -> list[float]:
     torch.manual_seed(0)
     model = build_vae(cfg, (1, 28, 28)).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = make_optimizer(cfg, model)  # the engine's own optimizer: the floor differs only in batching
     x = train_x.to(device)
     batches = [x[i : i + 128] for i in range(0, len(x) - 127, 128)]
     times = []

@@ -1,9 +1,9 @@
 """Compute saved by collapse pruning: the same configurations with and without it.
 
 Samples N configurations of ``specs/collapse_prone.yaml`` once (random sampler, fixed seed),
-enqueues them identically in two studies, one without any pruner and one with the collapse
-pruner, runs both with one in-process worker, and reports epochs run, wall time, the best value
-and the best trial in each.
+enqueues them identically in one study without any pruner and in one study per collapse-pruner
+setting (warm-up, patience, threshold), runs each with one in-process worker, and reports epochs
+run, wall time, the best value and whether the best trial is the unpruned study's.
 
     python benchmarks/bench_pruning.py [--trials 24]
 """
@@ -21,6 +21,10 @@ import optuna
 from benchmarks._common import SPECS, epochs_run, quiet, spec_with
 from vae_search.search.summary import completed, is_collapsed
 from vae_search.search.worker import WorkerOptions, open_study, run_worker
+
+
+# (warmup_epochs, patience, min_active_fraction); min_active_units is 1 throughout
+SETTINGS = [(2, 2, 0.25), (2, 1, 0.25), (2, 2, None), (2, 1, None), (1, 2, None)]
 
 
 def sample_params(spec, n: int) -> list[dict]:
@@ -65,12 +69,19 @@ def main() -> None:
         base = SPECS / "collapse_prone.yaml"
         plain = spec_with(base, tmp, study="no-pruner", n_trials=args.trials,
                           pruner={"collapse": {"enabled": False}, "constraint": False})
-        pruned = spec_with(base, tmp, study="collapse-pruner", n_trials=args.trials)
         params = sample_params(plain, args.trials)
         url = f"sqlite:///{tmp / 'bench.db'}"
-        res = {"without": run(plain, params, url, str(tmp / "a")), "with": run(pruned, params, url, str(tmp / "a"))}
-    res["epochs_saved"] = 1 - res["with"]["epochs"] / res["without"]["epochs"]
-    res["same_best_trial"] = res["with"]["best_trial"] == res["without"]["best_trial"]
+        res = {"without": run(plain, params, url, str(tmp / "a")), "with": []}
+        for warmup, patience, fraction in SETTINGS:
+            collapse = {"warmup_epochs": warmup, "patience": patience, "min_active_units": 1,
+                        "min_active_fraction": fraction}
+            spec = spec_with(base, tmp, study=f"collapse-w{warmup}-p{patience}-f{fraction}",
+                             n_trials=args.trials, pruner={"collapse": collapse})
+            row = {**collapse, **run(spec, params, url, str(tmp / "a"))}
+            row["epochs_saved"] = round(1 - row["epochs"] / res["without"]["epochs"], 3)
+            row["same_best_trial"] = row["best_trial"] == res["without"]["best_trial"]
+            res["with"].append(row)
+            print(json.dumps({k: v for k, v in row.items() if k != "best_params"}), flush=True)
     print(json.dumps(res, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))

@@ -10,7 +10,13 @@ its own, the pruned/failed ones where the trial ends) and refreshes the figures 
 from __future__ import annotations
 
 import inspect
+import json
 import math
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -130,3 +136,68 @@ def finished_study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Finishe
     if not wired(worker_module, "refresh_study_figures"):
         refresh_study_figures(done.load())
     yield done
+
+
+# the CLI with the dashboard commands registered (a no-op once vae_search.cli registers them)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+CLI_SCRIPT = (
+    "import sys\n"
+    "from vae_search.cli import main\n"
+    "from vae_search.cli.dashboard_commands import COMMANDS\n"
+    "for c in COMMANDS:\n"
+    "    main.add_command(c)\n"
+    "sys.exit(main())\n"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url: str, timeout: float = 10.0) -> tuple[int, bytes, str]:
+    """Status, body and content type of a GET."""
+    with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 - local test server
+        return r.status, r.read(), r.headers.get("Content-Type", "")
+
+
+@dataclass
+class Dashboard:
+    base: str
+    process: subprocess.Popen
+    study: FinishedStudy
+
+    def json(self, path: str) -> Any:
+        return json.loads(get(self.base + path)[1])
+
+
+@pytest.fixture(scope="session")
+def dashboard(finished_study: FinishedStudy) -> Iterator[Dashboard]:
+    """``vae-search dashboard`` as a real process on a free port, over the finished study."""
+    port = free_port()
+    log = open(finished_study.root / "dashboard.log", "w+")  # noqa: SIM115 - closed below
+    cmd = [sys.executable, "-c", CLI_SCRIPT, "dashboard", "--storage", finished_study.url,
+           "--artifact-dir", str(finished_study.artifact_dir), "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            try:
+                get(base + "/api/studies", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    pytest.fail(f"the dashboard did not start: {log.read()}")
+                time.sleep(0.2)
+        yield Dashboard(base, proc, finished_study)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

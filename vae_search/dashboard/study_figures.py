@@ -241,4 +241,5 @@ def refresh_study_figures(study: optuna.Study) -> None:
         for graph_id, fig in study_figures(study).items():
             save_plotly_graph_object(study, fig, graph_object_id=graph_id)
     except Exception:  # noqa: BLE001 - a figure must never stop a worker
-        log.warning("study %s: could not refresh its figures", study.study_name, exc_info=True)
+        log.warning("study %s: could not refresh its figures", getattr(study, "study_name", study),
+                    exc_info=True)
