@@ -17,6 +17,8 @@ from typing import TextIO
 import optuna
 from optuna.trial import TrialState
 
+from vae_search.search.summary import is_collapsed
+
 log = logging.getLogger(__name__)
 
 
@@ -44,8 +46,10 @@ class StudyProgress:
         trials = self.study.get_trials(deepcopy=False)
         done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
         pruned = sum(t.state == TrialState.PRUNED for t in done)
-        values = [t.value for t in done if t.state == TrialState.COMPLETE and t.value is not None
+        scored = [t for t in done if t.state == TrialState.COMPLETE and t.value is not None
                   and math.isfinite(t.value)]
+        # the best as `status` reports it: trials that kept their active units first
+        values = [t.value for t in scored if not is_collapsed(t)] or [t.value for t in scored]
         if self._first_done is None:
             self._first_done = len(done)
         parts = [f"trials {len(done)}/{self.n_trials or '∞'} (pruned {pruned})"]
