@@ -22,7 +22,6 @@ from benchmarks._common import SPECS, epochs_run, quiet, spec_with
 from vae_search.search.summary import completed, is_collapsed
 from vae_search.search.worker import WorkerOptions, open_study, run_worker
 
-
 # (warmup_epochs, patience, min_active_fraction); min_active_units is 1 throughout
 SETTINGS = [(2, 2, 0.25), (2, 1, 0.25), (2, 2, None), (2, 1, None), (1, 2, None)]
 

@@ -103,10 +103,9 @@ def launch_cmd(ctx: click.Context, spec: Path, workers: int, gpus: str | None, p
 def _launch(ctx: click.Context, spec: Path, workers: int, gpus: str | None, per_gpu: int, storage: str | None,
             artifact_dir: str | None, timeout: float | None) -> list[int]:
     from vae_search.search.launch import launch, plan
+    from vae_search.search.progress import StudyProgress
     from vae_search.search.storage import resolve_url
     from vae_search.search.worker import open_study
-
-    from vae_search.search.progress import StudyProgress
 
     s = _load_spec(spec)
     url = resolve_url(storage)
