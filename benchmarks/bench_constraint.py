@@ -32,7 +32,7 @@ def run(constraint: bool, seed: int, n: int, tmp: Path) -> dict:
                      sampler={"kind": "tpe", "seed": seed, "options": {"n_startup_trials": 10}},
                      pruner={"constraint": constraint})
     url = f"sqlite:///{tmp / 'c.db'}"
-    run_worker(spec, WorkerOptions(storage=url, artifact_dir=str(tmp / "a")))
+    run_worker(spec, WorkerOptions(storage=url, artifact_dir=str(tmp / "a"), index=0))
     trials = sorted(optuna.load_study(study_name=name, storage=url).trials, key=lambda t: t.number)
     half = len(trials) // 2
     best = completed(optuna.load_study(study_name=name, storage=url))

@@ -75,6 +75,16 @@ def spec_dict() -> dict[str, Any]:
     }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def dashboard_commands() -> None:
+    """``vae-search dashboard`` and ``report`` in the CLI (until vae_search.cli registers them)."""
+    from vae_search.cli import main
+    from vae_search.cli.dashboard_commands import COMMANDS
+
+    for c in COMMANDS:
+        main.add_command(c)
+
+
 def wired(module: Any, name: str) -> bool:
     """True once the search layer calls ``name`` itself."""
     return name in inspect.getsource(module)

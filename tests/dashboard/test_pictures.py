@@ -10,9 +10,9 @@ from vae_search.dashboard.notes import trial_note
 from vae_search.dashboard.trial_pictures import (
     kl_heatmap,
     kl_matrix,
+    training_curves,
     traversal_picture,
     traverse,
-    training_curves,
 )
 from vae_search.model.vae import build_vae
 

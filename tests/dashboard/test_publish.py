@@ -7,11 +7,12 @@ import time
 
 import optuna
 import torch
-from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta
+from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import TrialState
 from optuna_dashboard import get_note
 
 from tests.conftest import small_config
+from vae_search.dashboard.artifacts import trial_artifacts
 from vae_search.dashboard.publish import PICTURES, publish_trial
 from vae_search.data import load_data
 from vae_search.model.vae import build_vae
@@ -20,8 +21,8 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def _pngs(study: optuna.Study, t) -> dict[str, str]:
-    return {m.filename: m.artifact_id for m in get_all_artifact_meta(t, storage=study._storage)
-            if m.mimetype == "image/png"}
+    metas = trial_artifacts(study._storage, t._trial_id, mimetype_prefix="image/png")
+    return {m.filename: m.artifact_id for m in metas}
 
 
 def test_every_trial_has_its_pictures_and_a_note(finished_study):

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
 from click.testing import CliRunner
 
 from tests.dashboard.conftest import PNG_MAGIC, get
 from vae_search.cli import main
-from vae_search.cli.dashboard_commands import COMMANDS
 from vae_search.dashboard.study_figures import ACTIVE_VS_OBJECTIVE_ID, COLLAPSE_MAP_ID
-
-
-@pytest.fixture(autouse=True)
-def _registered():
-    for c in COMMANDS:
-        main.add_command(c)
 
 
 def test_the_api_lists_the_study_its_trials_and_their_artifacts(dashboard):

@@ -59,9 +59,9 @@ def _load_study(study_name: str | None, storage: str | None):
 @click.option("--timeout", type=click.FloatRange(min=0), help="Start no new trial after this many seconds.")
 @click.option("--device", help="auto, cpu, cuda or cuda:K for every trial (default: the spec's).")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads per trial.")
-@click.option("--index", type=click.IntRange(min=0), default=0, help="Worker number (offsets the sampler seed).")
+@click.option("--index", type=click.IntRange(min=0), help="Worker number: offsets the sampler seed (default: by process id).")
 def worker_cmd(spec: Path, storage: str | None, artifact_dir: str | None, n_trials: int | None,
-               timeout: float | None, device: str | None, threads: int | None, index: int) -> None:
+               timeout: float | None, device: str | None, threads: int | None, index: int | None) -> None:
     """Join the study of SPEC (creating it if missing) and run trials until its budget is met.
 
     First Ctrl-C or SIGTERM: finish the current trial, then exit. Second: stop now; the trial
@@ -80,7 +80,7 @@ def worker_cmd(spec: Path, storage: str | None, artifact_dir: str | None, n_tria
         except KeyboardInterrupt:
             click.secho("worker stopped; its trial was re-queued", fg="yellow", err=True)
             sys.exit(130)
-    log.info("worker %d finished: trials %s", index, result.trials)
+    log.info("worker %s finished: trials %s", index, result.trials)
 
 
 @click.command("launch")

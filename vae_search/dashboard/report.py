@@ -18,10 +18,10 @@ from typing import Any
 
 import optuna
 import yaml
-from optuna.artifacts import get_all_artifact_meta
 from optuna.artifacts._protocol import ArtifactStore
 from optuna.trial import FrozenTrial
 
+from vae_search.dashboard.artifacts import trial_artifacts
 from vae_search.dashboard.publish import PICTURES
 from vae_search.dashboard.study_figures import (
     active_vs_objective,
@@ -59,8 +59,7 @@ def trial_pictures(
     study: optuna.Study, t: FrozenTrial, store: ArtifactStore | None
 ) -> tuple[list[tuple[str, bytes]], list[str]]:
     """The trial's PNG artifacts as (file name, bytes), report order, and what is missing."""
-    metas = [m for m in get_all_artifact_meta(t, storage=study._storage)
-             if (m.mimetype or "").startswith("image/")]
+    metas = trial_artifacts(study._storage, t._trial_id, mimetype_prefix="image/")
     if not metas:
         return [], ["no pictures were published for this trial"]
     if store is None:

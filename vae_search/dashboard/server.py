@@ -68,5 +68,5 @@ def serve(storage_url: str, artifact_dir: Path, *, host: str = DEFAULT_HOST,
     else:
         log.warning("artifact directory %s does not exist: the dashboard shows no pictures "
                     "(pass the workers' --artifact-dir)", artifact_dir)
-    log.info("optuna-dashboard for %s, artifacts in %s", redact(storage_url), artifact_dir)
+    log.debug("optuna-dashboard for %s, artifacts in %s", redact(storage_url), artifact_dir)
     run_server(open_storage(storage_url), host=host, port=port, artifact_store=store)

@@ -149,7 +149,7 @@ def collapse_map(points: list[TrialPoint], title: str = "") -> go.Figure:
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
-        "β against latent size", "β against annealing rate (linear schedule)"))
+        "β vs latent size", "β vs annealing rate (linear schedules)"))
     usable = [p for p in points if p.beta is not None and p.active_fraction is not None]
     for prior in sorted({p.prior for p in usable}):
         group = [p for p in usable if p.prior == prior]
@@ -164,17 +164,16 @@ def collapse_map(points: list[TrialPoint], title: str = "") -> go.Figure:
     _legend_keys(fig, sorted({p.prior for p in usable}))
     dims = [p.latent_dim for p in usable if p.latent_dim]
     ticks = [2**k for k in range(0, 12) if dims and min(dims) / 2 <= 2**k <= max(dims) * 2]
-    fig.update_xaxes(title_text="latent size (model.latent_dim)", type="log", row=1, col=1,
+    fig.update_xaxes(title_text="latent size", type="log", row=1, col=1,
                      tickvals=ticks or None)
-    fig.update_xaxes(title_text="annealing rate (schedule.rate, β per epoch)", type="log", row=1, col=2)
-    fig.update_yaxes(title_text="target β (schedule.beta)", type="log", row=1, col=1)
+    fig.update_xaxes(title_text="annealing rate (β per epoch)", type="log", row=1, col=2)
+    fig.update_yaxes(title_text="target β", type="log", row=1, col=1)
     fig.update_yaxes(type="log", row=1, col=2)
     fig.update_layout(
-        title=title or "Collapse map: colour = fraction of latent units active at the end "
-                       "(red outline: pruned for collapse, grey: pruned for performance)",
+        title=title or "Collapse map: colour = fraction of latent units active at the end",
         coloraxis={"colorscale": COLORSCALE, "cmin": 0, "cmax": 1,
                    "colorbar": {"title": {"text": "active<br>fraction"}}},
-        legend={"orientation": "h", "y": -0.22}, height=480, margin={"t": 90},
+        height=480, margin={"t": 80, "l": 60, "r": 20},
         plot_bgcolor="#f4f4f4",
     )
     if not usable:

@@ -46,7 +46,8 @@ class WorkerOptions:
         timeout: seconds after which this worker starts no new trial.
         device: run-config ``device`` for every trial (None: the spec's).
         threads: CPU threads per trial (None: the spec's).
-        index: this worker's number (offsets the sampler seed).
+        index: this worker's number: the sampler seed is the spec's seed + index (None: + the
+            process id, so workers started by hand do not propose the same parameters).
         poll_seconds: wait between budget checks while other workers' trials finish.
         max_consecutive_failures: stop with an error after this many failed trials in a row
             (a spec whose every trial fails would otherwise never reach its budget).
@@ -58,7 +59,7 @@ class WorkerOptions:
     timeout: float | None = None
     device: str | None = None
     threads: int | None = None
-    index: int = 0
+    index: int | None = None
     poll_seconds: float = 2.0
     max_consecutive_failures: int = 5
 
@@ -96,7 +97,7 @@ class GracefulStop:
 
 
 def open_study(
-    spec: StudySpec, storage_url: str | None, worker_index: int = 0, timers: list[StorageTimer] | None = None
+    spec: StudySpec, storage_url: str | None, worker_index: int | None = 0, timers: list[StorageTimer] | None = None
 ) -> tuple[optuna.Study, str]:
     """Open the spec's study (creating it if missing) with heartbeats on; return it and its URL.
 
@@ -150,7 +151,7 @@ def _run(study: optuna.Study, url: str, spec: StudySpec, opts: WorkerOptions, st
 
     objective = Objective(spec, store, overrides, on_trial_start=on_trial_start, progress=progress)
     deadline = time.monotonic() + opts.timeout if opts.timeout else None
-    log.info("worker %d (pid %d) joined study %r", opts.index, os.getpid(), spec.study)
+    log.info("worker %s (pid %d) joined study %r", opts.index, os.getpid(), spec.study)
     while True:
         if stop is not None and stop.requested:
             result.stopped_by_signal = True
@@ -158,7 +159,7 @@ def _run(study: optuna.Study, url: str, spec: StudySpec, opts: WorkerOptions, st
         if opts.n_trials is not None and len(result.trials) >= opts.n_trials:
             break
         if deadline is not None and time.monotonic() >= deadline:
-            log.info("worker %d: timeout reached", opts.index)
+            log.info("worker %s: timeout reached", opts.index)
             break
         lock.acquire()
         try:
@@ -178,7 +179,7 @@ def _run(study: optuna.Study, url: str, spec: StudySpec, opts: WorkerOptions, st
         if objective.interrupted:
             raise KeyboardInterrupt
         _check_failures(study, result.trials, opts.max_consecutive_failures)
-    log.info("worker %d: ran %d trial(s)", opts.index, len(result.trials))
+    log.info("worker %s: ran %d trial(s)", opts.index, len(result.trials))
     return result
 
 
