@@ -37,10 +37,19 @@ from vae_search.search.worker import WorkerOptions, open_study, run_worker
 
 STUDY = "dash-test"
 GOOD = {"schedule.beta": 0.3, "schedule.rate": 1.0, "model.latent_dim": 4, "prior.kind": "standard"}
-MIXTURE = {"schedule.beta": 0.5, "schedule.rate": 0.5, "model.latent_dim": 3, "prior.kind": "mog",
-           "prior.components": 3}
-COLLAPSING = {"schedule.beta": 40.0, "schedule.rate": 40.0, "model.latent_dim": 6,
-              "prior.kind": "standard"}
+MIXTURE = {
+    "schedule.beta": 0.5,
+    "schedule.rate": 0.5,
+    "model.latent_dim": 3,
+    "prior.kind": "mog",
+    "prior.components": 3,
+}
+COLLAPSING = {
+    "schedule.beta": 40.0,
+    "schedule.rate": 40.0,
+    "model.latent_dim": 6,
+    "prior.kind": "standard",
+}
 
 
 def spec_dict() -> dict[str, Any]:
@@ -69,8 +78,12 @@ def spec_dict() -> dict[str, Any]:
             "schedule.rate": {"type": "float", "low": 0.2, "high": 50.0, "log": True},
             "model.latent_dim": {"type": "int", "low": 2, "high": 8},
             "prior.kind": {"type": "categorical", "choices": ["standard", "mog"]},
-            "prior.components": {"type": "int", "low": 2, "high": 4,
-                                 "when": {"prior.kind": ["mog"]}},
+            "prior.components": {
+                "type": "int",
+                "low": 2,
+                "high": 4,
+                "when": {"prior.kind": ["mog"]},
+            },
         },
     }
 
@@ -94,14 +107,29 @@ class PublishingObjective(objective_module.Objective):
     """The objective with ``publish_trial`` wired in, for as long as it is not wired for real."""
 
     def _upload_pictures(self, trial: optuna.Trial, result: Any) -> None:
-        publish_trial(trial, self.store, config=result.config,
-                      history=trial.user_attrs.get("history") or {}, model=result.model,
-                      data=self.data_for(result.config), outcome="complete", detail={})
+        publish_trial(
+            trial,
+            self.store,
+            config=result.config,
+            history=trial.user_attrs.get("history") or {},
+            model=result.model,
+            data=self.data_for(result.config),
+            outcome="complete",
+            detail={},
+        )
 
     def _publish_end(self, trial: optuna.Trial, outcome: str) -> None:
         cfg = RunConfig.from_dict(trial.user_attrs["config"])
-        publish_trial(trial, self.store, config=cfg, history=trial.user_attrs.get("history") or {},
-                      model=None, data=None, outcome=outcome, detail={})
+        publish_trial(
+            trial,
+            self.store,
+            config=cfg,
+            history=trial.user_attrs.get("history") or {},
+            model=None,
+            data=None,
+            outcome=outcome,
+            detail={},
+        )
 
     def __call__(self, trial: optuna.Trial) -> float:
         try:
@@ -187,8 +215,18 @@ def dashboard(finished_study: FinishedStudy) -> Iterator[Dashboard]:
     """``vae-search dashboard`` as a real process on a free port, over the finished study."""
     port = free_port()
     log = open(finished_study.root / "dashboard.log", "w+")  # noqa: SIM115 - closed below
-    cmd = [sys.executable, "-c", CLI_SCRIPT, "dashboard", "--storage", finished_study.url,
-           "--artifact-dir", str(finished_study.artifact_dir), "--port", str(port)]
+    cmd = [
+        sys.executable,
+        "-c",
+        CLI_SCRIPT,
+        "dashboard",
+        "--storage",
+        finished_study.url,
+        "--artifact-dir",
+        str(finished_study.artifact_dir),
+        "--port",
+        str(port),
+    ]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

@@ -20,7 +20,9 @@ SHAPE = (1, 16, 16)
 
 
 def _history(epochs: int = 4, dims: int = 3, dead: int | None = 1) -> dict:
-    kl = [[0.0 if d == dead else 0.2 * (d + 1) * (e + 1) for d in range(dims)] for e in range(epochs)]
+    kl = [
+        [0.0 if d == dead else 0.2 * (d + 1) * (e + 1) for d in range(dims)] for e in range(epochs)
+    ]
     return {
         "beta": [min(1.0, 0.3 * (e + 1)) for e in range(epochs)],
         "elbo": [100.0 - 10 * e for e in range(epochs)],
@@ -100,24 +102,43 @@ def test_traversals_have_one_row_per_latent_dimension():
     assert torch.allclose(t[2, 2], want, atol=1e-6)
     img = traversal_picture(model, x, kl_last=[0.1] * 5)
     # the picture grows with the number of rows
-    taller = traversal_picture(build_vae(small_config(model={"latent_dim": 10, "hidden": [16]}),
-                                         SHAPE), x)
+    taller = traversal_picture(
+        build_vae(small_config(model={"latent_dim": 10, "hidden": [16]}), SHAPE), x
+    )
     assert taller.height > img.height
 
 
 def test_notes_say_why_a_trial_ended():
     cfg = small_config(model={"latent_dim": 6})
     h = _history(epochs=2, dims=6)
-    note = trial_note(4, cfg, h, [6, 0], "pruned",
-                      {"prune_reason": "collapse", "pruned_epoch": 2, "pruned_active_units": 0})
+    note = trial_note(
+        4,
+        cfg,
+        h,
+        [6, 0],
+        "pruned",
+        {"prune_reason": "collapse", "pruned_epoch": 2, "pruned_active_units": 0},
+    )
     # the reason, the epoch and the active units at that epoch
     assert "posterior collapse" in note and "epoch 2" in note and "0/6 active units" in note
     assert "6 → 0" in note
-    perf = trial_note(4, cfg, h, [6, 6], "pruned",
-                      {"prune_reason": "performance", "pruned_epoch": 2, "pruned_active_units": 6})
+    perf = trial_note(
+        4,
+        cfg,
+        h,
+        [6, 6],
+        "pruned",
+        {"prune_reason": "performance", "pruned_epoch": 2, "pruned_active_units": 6},
+    )
     assert "**performance**" in perf and "6/6 active units" in perf
     failed = trial_note(5, cfg, h, [6], "failed", {"fail_reason": "loss is nan at epoch 2 step 7"})
     assert "failed" in failed and "loss is nan at epoch 2 step 7" in failed
-    done = trial_note(6, cfg, h, [6, 5], "complete",
-                      {"final": {"active_units": 5, "nll_iwae": 80.5, "iwae_samples": 10}})
+    done = trial_note(
+        6,
+        cfg,
+        h,
+        [6, 5],
+        "complete",
+        {"final": {"active_units": 5, "nll_iwae": 80.5, "iwae_samples": 10}},
+    )
     assert "5/6 active units" in done and "80.50" in done and "k = 10" in done

@@ -10,15 +10,27 @@ from click.testing import CliRunner
 from vae_search.cli import main
 from vae_search.dashboard.publish import PICTURES
 
-REMOTE = re.compile(r"""<(script|img|link|iframe)\b[^>]*\b(src|href)\s*=\s*["']?(https?:)?//""", re.I)
+REMOTE = re.compile(
+    r"""<(script|img|link|iframe)\b[^>]*\b(src|href)\s*=\s*["']?(https?:)?//""", re.I
+)
 
 
 @pytest.fixture(scope="module")
 def report(finished_study, tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("report") / "report.html"
-    res = CliRunner().invoke(main, [
-        "report", finished_study.name, "--storage", finished_study.url,
-        "--artifact-dir", str(finished_study.artifact_dir), "-o", str(out)])
+    res = CliRunner().invoke(
+        main,
+        [
+            "report",
+            finished_study.name,
+            "--storage",
+            finished_study.url,
+            "--artifact-dir",
+            str(finished_study.artifact_dir),
+            "-o",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     return out.read_text(encoding="utf-8")
 
@@ -55,9 +67,19 @@ def test_missing_artifacts_are_said_in_the_page(finished_study, tmp_path):
     empty = tmp_path / "empty-store"
     empty.mkdir()
     out = tmp_path / "r.html"
-    res = CliRunner().invoke(main, [
-        "report", finished_study.name, "--storage", finished_study.url,
-        "--artifact-dir", str(empty), "-o", str(out)])
+    res = CliRunner().invoke(
+        main,
+        [
+            "report",
+            finished_study.name,
+            "--storage",
+            finished_study.url,
+            "--artifact-dir",
+            str(empty),
+            "-o",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     page = out.read_text(encoding="utf-8")
     # the pictures are listed as missing, not silently dropped
@@ -65,6 +87,7 @@ def test_missing_artifacts_are_said_in_the_page(finished_study, tmp_path):
 
 
 def test_an_unknown_study_is_one_error_line(finished_study, tmp_path):
-    res = CliRunner().invoke(main, ["report", "nope", "--storage", finished_study.url,
-                                    "-o", str(tmp_path / "r.html")])
+    res = CliRunner().invoke(
+        main, ["report", "nope", "--storage", finished_study.url, "-o", str(tmp_path / "r.html")]
+    )
     assert res.exit_code == 2 and "no study 'nope'" in res.output

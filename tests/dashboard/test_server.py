@@ -26,21 +26,32 @@ def test_the_api_lists_the_study_its_trials_and_their_artifacts(dashboard):
         assert t["note"]["body"].startswith(f"### Trial {t['number']}")
         # the artifact route of optuna-dashboard serves the PNG bytes from our artifact store
         status, body, ctype = get(
-            f"{dashboard.base}/artifacts/{sid}/{t['trial_id']}/{pngs[0]['artifact_id']}")
+            f"{dashboard.base}/artifacts/{sid}/{t['trial_id']}/{pngs[0]['artifact_id']}"
+        )
         assert status == 200 and body.startswith(PNG_MAGIC) and ctype == "image/png"
 
 
 def test_the_command_prints_the_url_and_passes_the_artifact_store(monkeypatch, finished_study):
     calls = []
     monkeypatch.setattr("optuna_dashboard.run_server", lambda *a, **kw: calls.append((a, kw)))
-    res = CliRunner().invoke(main, [
-        "dashboard", "--storage", finished_study.url, "--port", "8123",
-        "--artifact-dir", str(finished_study.artifact_dir), "--no-refresh"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "dashboard",
+            "--storage",
+            finished_study.url,
+            "--port",
+            "8123",
+            "--artifact-dir",
+            str(finished_study.artifact_dir),
+            "--no-refresh",
+        ],
+    )
     assert res.exit_code == 0, res.output
     # loopback by default: no warning, and the address to open
     assert "no authentication" not in res.output
     assert "http://127.0.0.1:8123/dashboard/" in res.output
-    (args, kw), = calls
+    ((args, kw),) = calls
     assert kw["host"] == "127.0.0.1" and kw["port"] == 8123
     # the workers' artifact store, so the pictures show: it reads an artifact they wrote
     some_artifact = next(p.name for p in finished_study.artifact_dir.iterdir())
@@ -50,8 +61,9 @@ def test_the_command_prints_the_url_and_passes_the_artifact_store(monkeypatch, f
 
 def test_a_public_host_prints_the_no_authentication_warning(monkeypatch, finished_study):
     monkeypatch.setattr("optuna_dashboard.run_server", lambda *a, **kw: None)
-    res = CliRunner().invoke(main, ["dashboard", "--storage", finished_study.url, "--host",
-                                    "0.0.0.0", "--no-refresh"])
+    res = CliRunner().invoke(
+        main, ["dashboard", "--storage", finished_study.url, "--host", "0.0.0.0", "--no-refresh"]
+    )
     assert res.exit_code == 0, res.output
     # binding beyond loopback warns that anyone who reaches the port has full access
     assert "warning: the dashboard has no authentication" in res.output

@@ -27,8 +27,11 @@ def test_points_follow_the_trials(finished_study):
     for n, params in enumerate((GOOD, COLLAPSING, MIXTURE)):
         p = points[n]
         assert (p.beta, p.rate, p.latent_dim, p.prior) == (
-            params["schedule.beta"], params["schedule.rate"], params["model.latent_dim"],
-            params["prior.kind"])
+            params["schedule.beta"],
+            params["schedule.rate"],
+            params["model.latent_dim"],
+            params["prior.kind"],
+        )
     # the collapsing trial: pruned for collapse with no active unit left
     assert points[1].prune_reason == "collapse" and points[1].active_fraction == 0.0
     # completed trials carry their objective value, the pruned one none
@@ -55,10 +58,17 @@ def test_figures_are_stored_for_the_dashboard(finished_study):
 
 def test_a_setting_missing_from_the_space_comes_from_the_config():
     t = create_trial(
-        state=TrialState.COMPLETE, value=1.0,
-        params={"schedule.beta": 2.0}, distributions={"schedule.beta": FloatDistribution(0.1, 10)},
-        user_attrs={"config": {"schedule": {"beta": 9.0, "rate": 0.7, "kind": "linear"},
-                               "model": {"latent_dim": 12}, "prior": {"kind": "vamp"}}},
+        state=TrialState.COMPLETE,
+        value=1.0,
+        params={"schedule.beta": 2.0},
+        distributions={"schedule.beta": FloatDistribution(0.1, 10)},
+        user_attrs={
+            "config": {
+                "schedule": {"beta": 9.0, "rate": 0.7, "kind": "linear"},
+                "model": {"latent_dim": 12},
+                "prior": {"kind": "vamp"},
+            }
+        },
     )
     # searched parameters win; the rest is read from the run config
     assert setting(t, "schedule.beta") == 2.0

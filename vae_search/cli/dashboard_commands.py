@@ -16,14 +16,23 @@ log = logging.getLogger(__name__)
 
 @click.command("dashboard")
 @_storage_opt
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind; anything but loopback exposes the unauthenticated dashboard.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind; anything but loopback exposes the unauthenticated dashboard.",
+)
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
 @_artifact_opt
-@click.option("--refresh/--no-refresh", default=True, show_default=True,
-              help="Recompute every study's collapse map before serving.")
-def dashboard_cmd(storage: str | None, host: str, port: int, artifact_dir: str | None,
-                  refresh: bool) -> None:
+@click.option(
+    "--refresh/--no-refresh",
+    default=True,
+    show_default=True,
+    help="Recompute every study's collapse map before serving.",
+)
+def dashboard_cmd(
+    storage: str | None, host: str, port: int, artifact_dir: str | None, refresh: bool
+) -> None:
     """Serve optuna-dashboard for the storage's studies, with the pictures the workers wrote.
 
     It has no authentication: keep the default 127.0.0.1 and reach it from another machine
@@ -46,7 +55,9 @@ def dashboard_cmd(storage: str | None, host: str, port: int, artifact_dir: str |
         serve(url, art, host=host, port=port)
     except OSError as e:
         if e.errno == errno.EADDRINUSE:
-            raise VaeSearchError(f"port {port} on {host} is in use; pick another with --port") from e
+            raise VaeSearchError(
+                f"port {port} on {host} is in use; pick another with --port"
+            ) from e
         raise VaeSearchError(f"cannot serve on {host}:{port}: {e.strerror or e}") from e
     except KeyboardInterrupt:
         click.echo("dashboard stopped")
@@ -67,12 +78,24 @@ def _refresh_all(url: str) -> None:
 @click.argument("study", required=False)
 @_storage_opt
 @_artifact_opt
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("report.html"), show_default=True, help="The HTML file to write.")
-@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Best trials shown with their pictures.")
-def report_cmd(study: str | None, storage: str | None, artifact_dir: str | None, output: Path,
-               top: int) -> None:
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("report.html"),
+    show_default=True,
+    help="The HTML file to write.",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Best trials shown with their pictures.",
+)
+def report_cmd(
+    study: str | None, storage: str | None, artifact_dir: str | None, output: Path, top: int
+) -> None:
     """Write one self-contained HTML page about STUDY: summary, collapse map, the best trials
     with their pictures and the commands that reproduce them. It opens with no network.
     STUDY may be left out when the storage holds one study."""
@@ -86,8 +109,12 @@ def report_cmd(study: str | None, storage: str | None, artifact_dir: str | None,
     art = resolve_artifact_dir(artifact_dir)
     store = FileSystemArtifactStore(str(art)) if art.is_dir() else None
     if store is None:
-        click.secho(f"warning: artifact directory {art} does not exist; the report has no "
-                    "pictures (pass the workers' --artifact-dir)", fg="yellow", err=True)
+        click.secho(
+            f"warning: artifact directory {art} does not exist; the report has no "
+            "pictures (pass the workers' --artifact-dir)",
+            fg="yellow",
+            err=True,
+        )
     click.echo(str(write_report(s, store, output, storage_label=redact(url), top=top)))
 
 

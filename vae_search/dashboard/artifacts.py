@@ -17,7 +17,9 @@ log = logging.getLogger(__name__)
 ARTIFACTS_ATTR_PREFIX = "artifacts:"  # optuna.artifacts' key prefix in trial system attrs
 
 
-def trial_artifacts(storage: BaseStorage, trial_id: int, *, mimetype_prefix: str = "") -> list[ArtifactMeta]:
+def trial_artifacts(
+    storage: BaseStorage, trial_id: int, *, mimetype_prefix: str = ""
+) -> list[ArtifactMeta]:
     """The artifacts of a trial whose mimetype starts with ``mimetype_prefix``, in upload order."""
     out = []
     for key, raw in storage.get_trial_system_attrs(trial_id).items():
@@ -27,8 +29,12 @@ def trial_artifacts(storage: BaseStorage, trial_id: int, *, mimetype_prefix: str
             meta = json.loads(raw) if isinstance(raw, str) else raw
             if not meta:
                 continue  # deleted in the dashboard
-            m = ArtifactMeta(artifact_id=meta["artifact_id"], filename=meta["filename"],
-                             mimetype=meta.get("mimetype") or "", encoding=meta.get("encoding"))
+            m = ArtifactMeta(
+                artifact_id=meta["artifact_id"],
+                filename=meta["filename"],
+                mimetype=meta.get("mimetype") or "",
+                encoding=meta.get("encoding"),
+            )
         except (TypeError, KeyError, ValueError):
             log.debug("trial %d: unreadable artifact entry %s", trial_id, key)
             continue

@@ -47,14 +47,26 @@ def _finite(v: float | None) -> bool:
     return v is not None and math.isfinite(v)
 
 
-def _dashed_line(draw: ImageDraw.ImageDraw, p: tuple[float, float], q: tuple[float, float],
-                 color: RGB, width: int = 2, dash: float = 6.0) -> None:
+def _dashed_line(
+    draw: ImageDraw.ImageDraw,
+    p: tuple[float, float],
+    q: tuple[float, float],
+    color: RGB,
+    width: int = 2,
+    dash: float = 6.0,
+) -> None:
     length = math.dist(p, q)
     steps = max(1, int(length // dash))
     for i in range(0, steps, 2):
         a, b = i / steps, min(1.0, (i + 1) / steps)
-        draw.line([(p[0] + (q[0] - p[0]) * a, p[1] + (q[1] - p[1]) * a),
-                   (p[0] + (q[0] - p[0]) * b, p[1] + (q[1] - p[1]) * b)], fill=color, width=width)
+        draw.line(
+            [
+                (p[0] + (q[0] - p[0]) * a, p[1] + (q[1] - p[1]) * a),
+                (p[0] + (q[0] - p[0]) * b, p[1] + (q[1] - p[1]) * b),
+            ],
+            fill=color,
+            width=width,
+        )
 
 
 def line_panel(
@@ -116,7 +128,9 @@ def line_panel(
             draw_text(draw, (p[0] - 4, top + 4), m.label, size=11, fill=m.color, anchor="ra")
         else:
             p, q = (left, py(m.value)), (right, py(m.value))
-            draw_text(draw, (left + 4, py(m.value) + 3), m.label, size=11, fill=m.color, anchor="la")
+            draw_text(
+                draw, (left + 4, py(m.value) + 3), m.label, size=11, fill=m.color, anchor="la"
+            )
         _dashed_line(draw, p, q, m.color, width=1, dash=4)
     for s in series:
         pts = [(px(x), py(y)) if _finite(y) else None for x, y in zip(xs, s.ys)]
@@ -129,8 +143,13 @@ def line_panel(
     return img
 
 
-def _solid(draw: ImageDraw.ImageDraw, p: tuple[float, float], q: tuple[float, float],
-           color: RGB, width: int = 2) -> None:
+def _solid(
+    draw: ImageDraw.ImageDraw,
+    p: tuple[float, float],
+    q: tuple[float, float],
+    color: RGB,
+    width: int = 2,
+) -> None:
     draw.line([p, q], fill=color, width=width)
 
 
@@ -177,8 +196,10 @@ def heatmap(
     cells = Image.fromarray(colours.numpy(), mode="RGB").resize((gw, gh), Image.Resampling.NEAREST)
     img.paste(cells, (left, top))
     for r, c in (~finite).nonzero().tolist():
-        draw.rectangle([left + c * cw, top + r * ch, left + (c + 1) * cw - 1, top + (r + 1) * ch - 1],
-                       fill=(160, 160, 160))
+        draw.rectangle(
+            [left + c * cw, top + r * ch, left + (c + 1) * cw - 1, top + (r + 1) * ch - 1],
+            fill=(160, 160, 160),
+        )
     draw.rectangle([left - 1, top - 1, left + gw, top + gh], outline=INK)
     every = max(1, math.ceil(12 / ch))
     for r in range(0, rows, every):

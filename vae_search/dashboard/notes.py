@@ -38,8 +38,10 @@ def settings_line(config: RunConfig) -> str:
         sched += f" at {s.rate:.3g}/epoch"
     if s.free_bits:
         sched += f", free bits {s.free_bits:g}"
-    return (f"latent size {config.model.latent_dim} · prior {prior} · {sched} · "
-            f"{config.epochs} epochs · lr {config.optim.lr:g}")
+    return (
+        f"latent size {config.model.latent_dim} · prior {prior} · {sched} · "
+        f"{config.epochs} epochs · lr {config.optim.lr:g}"
+    )
 
 
 def trial_note(
@@ -58,23 +60,30 @@ def trial_note(
     if outcome == "pruned":
         reason = info.get("prune_reason", "unknown reason")
         epoch = info.get("pruned_epoch")
-        active = info.get("pruned_active_units", au[epoch - 1] if epoch and au[epoch - 1:] else None)
+        active = info.get(
+            "pruned_active_units", au[epoch - 1] if epoch and au[epoch - 1 :] else None
+        )
         why = {"collapse": "posterior collapse", "performance": "performance"}.get(reason, reason)
         lines.append(f"### Trial {number}: pruned for **{why}** at epoch {epoch}")
         lines.append(f"**{active}/{d} active units** at epoch {epoch}.")
         if reason == "collapse":
-            lines.append("Too few latent units still carried information (variance of the "
-                         "encoder mean across validation data above the active-unit threshold).")
+            lines.append(
+                "Too few latent units still carried information (variance of the "
+                "encoder mean across validation data above the active-unit threshold)."
+            )
         elif reason == "performance":
-            lines.append("Its validation −ELBO at β = 1 was worse than the performance pruner "
-                         "allows at this epoch.")
+            lines.append(
+                "Its validation −ELBO at β = 1 was worse than the performance pruner "
+                "allows at this epoch."
+            )
         lines.append(_figures(history, epoch))
     elif outcome == "failed":
         done = len(history.get("elbo") or [])
         lines.append(f"### Trial {number}: failed")
         lines.append(f"Reason: `{info.get('fail_reason', 'not recorded')}`")
-        lines.append(f"Epochs finished before it: {done}." + (" " + _figures(history, None)
-                                                             if done else ""))
+        lines.append(
+            f"Epochs finished before it: {done}." + (" " + _figures(history, None) if done else "")
+        )
     else:
         final = info.get("final") or {}
         active = final.get("active_units", au[-1] if au else None)
@@ -84,8 +93,10 @@ def trial_note(
         if value is not None:
             figures.append(f"objective **{_num(value, 3)}**")
         if "nll_iwae" in final:
-            figures.append(f"IWAE NLL bound {_num(final['nll_iwae'])} nats "
-                           f"(k = {final.get('iwae_samples', '?')})")
+            figures.append(
+                f"IWAE NLL bound {_num(final['nll_iwae'])} nats "
+                f"(k = {final.get('iwae_samples', '?')})"
+            )
         if "elbo" in final:
             figures.append(f"−ELBO {_num(final['elbo'])}")
         if "kl" in final:
@@ -101,6 +112,8 @@ def trial_note(
 
 def _figures(history: Mapping[str, Any], epoch: int | None) -> str:
     where = f"at epoch {epoch}" if epoch else "at the last epoch"
-    return (f"{where.capitalize()}: β {_num(_at(history, 'beta', epoch), 3)}, validation −ELBO "
-            f"(β = 1) {_num(_at(history, 'elbo', epoch))} nats, KL {_num(_at(history, 'kl', epoch))}"
-            f" nats, mutual information {_num(_at(history, 'mutual_info', epoch))} nats.")
+    return (
+        f"{where.capitalize()}: β {_num(_at(history, 'beta', epoch), 3)}, validation −ELBO "
+        f"(β = 1) {_num(_at(history, 'elbo', epoch))} nats, KL {_num(_at(history, 'kl', epoch))}"
+        f" nats, mutual information {_num(_at(history, 'mutual_info', epoch))} nats."
+    )

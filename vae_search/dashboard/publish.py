@@ -34,8 +34,7 @@ log = logging.getLogger(__name__)
 
 OUTCOMES = ("complete", "pruned", "failed")
 # file names of the artifacts, in the order the report shows them
-PICTURES = ("curves.png", "kl-per-dim.png", "reconstructions.png", "samples.png",
-            "traversals.png")
+PICTURES = ("curves.png", "kl-per-dim.png", "reconstructions.png", "samples.png", "traversals.png")
 
 
 def publish_trial(
@@ -66,19 +65,26 @@ def publish_trial(
             ``final`` (complete). Missing keys are read from the trial's user attributes.
     """
     start = time.perf_counter()
+    number = getattr(trial, "number", -1)
+    info: dict[str, Any] = {}
+    au: list[int] = []
     try:
         info = {**_user_attrs(trial), **dict(detail)}
         if outcome not in OUTCOMES:
-            log.warning("trial %d: unknown outcome %r", trial.number, outcome)
+            log.warning("trial %s: unknown outcome %r", number, outcome)
         au = list(history.get("active_units") or info.get("active_units") or [])
-        pictures = _pictures(trial.number, config, history, au, model, data, outcome, info)
         if store is not None:
-            _upload(trial, store, pictures)
-        _save_note(trial, trial_note(trial.number, config, history, au, outcome, info,
-                                     value=info.get("value")))
+            _upload(
+                trial, store, _pictures(number, config, history, au, model, data, outcome, info)
+            )
     except Exception:  # noqa: BLE001 - never fail a trial for a picture
-        log.warning("trial %d: could not publish its pictures", trial.number, exc_info=True)
-    log.debug("trial %d: published in %.2fs", trial.number, time.perf_counter() - start)
+        log.warning("trial %s: could not publish its pictures", number, exc_info=True)
+    try:  # the note does not depend on the pictures
+        note = trial_note(number, config, history, au, outcome, info, value=info.get("value"))
+        _save_note(trial, note)
+    except Exception:  # noqa: BLE001
+        log.warning("trial %s: could not save its note", number, exc_info=True)
+    log.debug("trial %s: published in %.2fs", number, time.perf_counter() - start)
 
 
 def _user_attrs(trial: optuna.Trial) -> dict[str, Any]:
@@ -104,9 +110,15 @@ def _pictures(
     kl = list(history.get("kl_per_dim") or [])
     out: dict[str, Callable[[], Image.Image]] = {
         "curves.png": lambda: tp.training_curves(
-            history, latent_dim=d, active_units=au, title=f"trial {number}: training curves", subtitle=sub),
+            history,
+            latent_dim=d,
+            active_units=au,
+            title=f"trial {number}: training curves",
+            subtitle=sub,
+        ),
         "kl-per-dim.png": lambda: tp.kl_heatmap(
-            kl, active_units=au, title=f"trial {number}: KL per latent dimension", subtitle=sub),
+            kl, active_units=au, title=f"trial {number}: KL per latent dimension", subtitle=sub
+        ),
     }
     if model is None or data is None or not data.is_image:
         return out
@@ -116,7 +128,8 @@ def _pictures(
     if data.factor_names:  # shapes: traversals of one example
         i, label = _example(data)
         out["traversals.png"] = lambda: tp.traversal_picture(
-            model, data.val[i], kl_last=kl[-1] if kl else None, example=label)
+            model, data.val[i], kl_last=kl[-1] if kl else None, example=label
+        )
     return out
 
 
@@ -127,8 +140,10 @@ def _subtitle(config: RunConfig, outcome: str, info: Mapping[str, Any]) -> str:
     sched = f"{s.kind} β → {s.beta:.3g}" + (f" at {s.rate:.3g}/epoch" if s.kind == "linear" else "")
     end = outcome
     if outcome == "pruned":
-        end = (f"pruned for {info.get('prune_reason', '?')} at epoch {info.get('pruned_epoch', '?')}"
-               f" ({info.get('pruned_active_units', '?')}/{config.model.latent_dim} active)")
+        end = (
+            f"pruned for {info.get('prune_reason', '?')} at epoch {info.get('pruned_epoch', '?')}"
+            f" ({info.get('pruned_active_units', '?')}/{config.model.latent_dim} active)"
+        )
     return f"{end}; latent size {config.model.latent_dim}, prior {prior}, {sched}"
 
 
@@ -151,23 +166,25 @@ def _example(data: DataSplits) -> tuple[int, str]:
     return i, f"validation example {i}: " + ", ".join(parts)
 
 
-def _upload(trial: optuna.Trial, store: ArtifactStore,
-            pictures: Mapping[str, Callable[[], Image.Image]]) -> None:
+def _upload(
+    trial: optuna.Trial, store: ArtifactStore, pictures: Mapping[str, Callable[[], Image.Image]]
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, draw in pictures.items():
             try:
                 path = Path(tmp) / name
                 draw().save(path, format="PNG", optimize=False)
-                upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial,
-                                mimetype="image/png")
+                upload_artifact(
+                    artifact_store=store,
+                    file_path=str(path),
+                    study_or_trial=trial,
+                    mimetype="image/png",
+                )
             except Exception:  # noqa: BLE001 - one bad picture must not stop the others
-                log.warning("trial %d: picture %s failed", trial.number, name, exc_info=True)
+                log.warning("trial %s: picture %s failed", trial.number, name, exc_info=True)
 
 
 def _save_note(trial: optuna.Trial, body: str) -> None:
     from optuna_dashboard import save_note
 
-    try:
-        save_note(trial, body)
-    except Exception:  # noqa: BLE001
-        log.warning("trial %d: could not save its note", trial.number, exc_info=True)
+    save_note(trial, body)

@@ -80,38 +80,70 @@ def _summary_html(study: optuna.Study) -> str:
     d = summarize(study).to_dict()
     st = d["states"]
     rows = "".join(f"<tr><th>{_e(k.lower())}</th><td>{v}</td></tr>" for k, v in st.items() if v)
-    rows += (f"<tr><th>pruned for collapse</th><td>{d['pruned']['collapse']}</td></tr>"
-             f"<tr><th>pruned for performance</th><td>{d['pruned']['performance']}</td></tr>")
+    rows += (
+        f"<tr><th>pruned for collapse</th><td>{d['pruned']['collapse']}</td></tr>"
+        f"<tr><th>pruned for performance</th><td>{d['pruned']['performance']}</td></tr>"
+    )
     b = d["best"]
     if b is None:
         best = "<p>No trial has completed yet.</p>"
     else:
         params = ", ".join(f"{_e(k)} = {_e(_fmt(v))}" for k, v in b["params"].items())
-        best = (f"<p><b>Best trial: {b['number']}</b>, value {b['value']:.4f}, active units "
-                f"{b['active_units']}/{b['latent_dim']}{' (collapsed)' if b['collapsed'] else ''}"
-                f"<br><span class='muted'>{params}</span></p>")
+        best = (
+            f"<p><b>Best trial: {b['number']}</b>, value {b['value']:.4f}, active units "
+            f"{b['active_units']}/{b['latent_dim']}{' (collapsed)' if b['collapsed'] else ''}"
+            f"<br><span class='muted'>{params}</span></p>"
+        )
     return f"<h2>Summary</h2><table>{rows}</table>{best}"
 
 
-def _trial_html(study: optuna.Study, t: FrozenTrial, rank: int, store: ArtifactStore | None,
-                storage_label: str, exclude_collapsed: bool) -> str:
+def _trial_html(
+    study: optuna.Study,
+    t: FrozenTrial,
+    rank: int,
+    store: ArtifactStore | None,
+    storage_label: str,
+    exclude_collapsed: bool,
+) -> str:
     final = t.user_attrs.get("final") or {}
-    figures = {"value": t.value, **{k: final[k] for k in
-               ("active_units", "latent_dim", "nll_iwae", "iwae_samples", "elbo", "recon", "kl",
-                "mutual_info") if k in final}}
-    fig_rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(_fmt(v))}</td></tr>" for k, v in figures.items())
-    param_rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(_fmt(v))}</td></tr>"
-                         for k, v in t.params.items())
+    figures = {
+        "value": t.value,
+        **{
+            k: final[k]
+            for k in (
+                "active_units",
+                "latent_dim",
+                "nll_iwae",
+                "iwae_samples",
+                "elbo",
+                "recon",
+                "kl",
+                "mutual_info",
+            )
+            if k in final
+        },
+    }
+    fig_rows = "".join(
+        f"<tr><th>{_e(k)}</th><td>{_e(_fmt(v))}</td></tr>" for k, v in figures.items()
+    )
+    param_rows = "".join(
+        f"<tr><th>{_e(k)}</th><td>{_e(_fmt(v))}</td></tr>" for k, v in t.params.items()
+    )
     found, missing = trial_pictures(study, t, store)
     pics = "".join(
         f"<figure><img alt='{_e(name)}' src='data:image/png;base64,"
         f"{base64.b64encode(data).decode()}'><figcaption class='muted'>{_e(name)}"
-        f"</figcaption></figure>" for name, data in found)
+        f"</figcaption></figure>"
+        for name, data in found
+    )
     warn = "".join(f"<p class='warn'>Pictures: {_e(m)}.</p>" for m in missing)
     out = "best.yaml" if rank == 1 else "best/"
     export = ["vae-search", "export", study.study_name, "--storage", storage_label]
-    export += (["--top", str(rank)] if rank > 1 else []) + (
-        ["--exclude-collapsed"] if exclude_collapsed else []) + ["-o", out]
+    export += (
+        (["--top", str(rank)] if rank > 1 else [])
+        + (["--exclude-collapsed"] if exclude_collapsed else [])
+        + ["-o", out]
+    )
     config_file = "best.yaml" if rank == 1 else f"best/rank{rank}-trial{t.number}.yaml"
     cfg = yaml.safe_dump(t.user_attrs.get("config") or {}, sort_keys=False)
     return (
@@ -125,34 +157,47 @@ def _trial_html(study: optuna.Study, t: FrozenTrial, rank: int, store: ArtifactS
 
 
 def _all_trials_html(study: optuna.Study) -> str:
-    head = ("<tr><th>trial</th><th>state</th><th>pruned for</th><th>β</th><th>rate</th>"
-            "<th>latent</th><th>prior</th><th>active</th><th>value</th></tr>")
+    head = (
+        "<tr><th>trial</th><th>state</th><th>pruned for</th><th>β</th><th>rate</th>"
+        "<th>latent</th><th>prior</th><th>active</th><th>value</th></tr>"
+    )
     rows = "".join(
         f"<tr><td>{p.number}</td><td>{_e(p.state.lower())}</td>"
         f"<td>{_e(p.prune_reason or '')}</td><td>{_e(_fmt(p.beta))}</td><td>{_e(_fmt(p.rate))}</td>"
         f"<td>{_e(p.latent_dim)}</td><td>{_e(p.prior)}</td><td>{_e(p.active_units)}</td>"
         f"<td>{_e(_fmt(p.value) if p.value is not None else '')}</td></tr>"
-        for p in sorted(trial_points(study), key=lambda p: p.number))
+        for p in sorted(trial_points(study), key=lambda p: p.number)
+    )
     return f"<details><summary>all finished trials</summary><table>{head}{rows}</table></details>"
 
 
-def render_report(study: optuna.Study, store: ArtifactStore | None, *, storage_label: str,
-                  top: int = TOP) -> str:
+def render_report(
+    study: optuna.Study, store: ArtifactStore | None, *, storage_label: str, top: int = TOP
+) -> str:
     """The report page as a string (see the module docstring)."""
     points = trial_points(study)
     figs = [collapse_map(points), active_vs_objective(points, objective_label(study))]
     plots = "".join(
         f.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False})
-        for i, f in enumerate(figs))
+        for i, f in enumerate(figs)
+    )
     best = ranked(study, exclude_collapsed=True)
     exclude = bool(best)
     best = best or completed(study)
     left_out = len(completed(study)) - len(best)
-    rule = ("Ranked by the objective among completed trials that kept active units"
-            + (f" ({left_out} collapsed trial(s) left out)." if left_out else ".")
-            if exclude else "Ranked by the objective among completed trials.")
-    trials = "".join(_trial_html(study, t, i + 1, store, storage_label, exclude)
-                     for i, t in enumerate(best[:top])) or "<p>No completed trial yet.</p>"
+    rule = (
+        "Ranked by the objective among completed trials that kept active units"
+        + (f" ({left_out} collapsed trial(s) left out)." if left_out else ".")
+        if exclude
+        else "Ranked by the objective among completed trials."
+    )
+    trials = (
+        "".join(
+            _trial_html(study, t, i + 1, store, storage_label, exclude)
+            for i, t in enumerate(best[:top])
+        )
+        or "<p>No completed trial yet.</p>"
+    )
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
@@ -164,11 +209,18 @@ def render_report(study: optuna.Study, store: ArtifactStore | None, *, storage_l
     )
 
 
-def write_report(study: optuna.Study, store: ArtifactStore | None, out: Path, *,
-                 storage_label: str, top: int = TOP) -> Path:
+def write_report(
+    study: optuna.Study,
+    store: ArtifactStore | None,
+    out: Path,
+    *,
+    storage_label: str,
+    top: int = TOP,
+) -> Path:
     """Write :func:`render_report` to ``out`` (parents created) and return it."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_report(study, store, storage_label=storage_label, top=top),
-                   encoding="utf-8")
+    out.write_text(
+        render_report(study, store, storage_label=storage_label, top=top), encoding="utf-8"
+    )
     log.info("report of study %s written to %s", study.study_name, out)
     return out

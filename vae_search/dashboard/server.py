@@ -35,9 +35,11 @@ def exposure_warning(host: str, port: int) -> str | None:
     """The warning to show when the dashboard listens beyond this machine (None: loopback)."""
     if is_loopback(host):
         return None
-    return (f"warning: the dashboard has no authentication; anyone who can reach {host}:{port} "
-            "can read, change and delete the studies in this storage. Bind 127.0.0.1 and use an "
-            "SSH tunnel (ssh -L 8080:127.0.0.1:8080 HOST) to reach it from elsewhere.")
+    return (
+        f"warning: the dashboard has no authentication; anyone who can reach {host}:{port} "
+        "can read, change and delete the studies in this storage. Bind 127.0.0.1 and use an "
+        "SSH tunnel (ssh -L 8080:127.0.0.1:8080 HOST) to reach it from elsewhere."
+    )
 
 
 def dashboard_url(host: str, port: int) -> str:
@@ -48,8 +50,9 @@ def dashboard_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}/dashboard/"
 
 
-def serve(storage_url: str, artifact_dir: Path, *, host: str = DEFAULT_HOST,
-          port: int = DEFAULT_PORT) -> None:
+def serve(
+    storage_url: str, artifact_dir: Path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
+) -> None:
     """Run optuna-dashboard until interrupted.
 
     Args:
@@ -66,7 +69,10 @@ def serve(storage_url: str, artifact_dir: Path, *, host: str = DEFAULT_HOST,
     if artifact_dir.is_dir():
         store = FileSystemArtifactStore(str(artifact_dir))
     else:
-        log.warning("artifact directory %s does not exist: the dashboard shows no pictures "
-                    "(pass the workers' --artifact-dir)", artifact_dir)
+        log.warning(
+            "artifact directory %s does not exist: the dashboard shows no pictures "
+            "(pass the workers' --artifact-dir)",
+            artifact_dir,
+        )
     log.debug("optuna-dashboard for %s, artifacts in %s", redact(storage_url), artifact_dir)
     run_server(open_storage(storage_url), host=host, port=port, artifact_store=store)

@@ -57,8 +57,10 @@ class TrialPoint:
         au = f"{self.active_units}/{self.latent_dim}" if self.active_units is not None else "?"
         end = self.state.lower() + (f" ({self.prune_reason})" if self.prune_reason else "")
         value = f"{self.value:.3f}" if self.value is not None else "none"
-        return (f"trial {self.number}: {end}<br>active units {au}<br>β {_g(self.beta)}, "
-                f"rate {_g(self.rate)}, prior {self.prior}<br>objective {value}")
+        return (
+            f"trial {self.number}: {end}<br>active units {au}<br>β {_g(self.beta)}, "
+            f"rate {_g(self.rate)}, prior {self.prior}<br>objective {value}"
+        )
 
 
 def _g(v: float | None) -> str:
@@ -97,18 +99,22 @@ def trial_points(study: optuna.Study) -> list[TrialPoint]:
             continue
         value = t.value if t.state == TrialState.COMPLETE and t.value is not None else None
         latent = setting(t, "model.latent_dim") or t.user_attrs.get("latent_dim")
-        points.append(TrialPoint(
-            number=t.number,
-            state=t.state.name,
-            value=value if value is not None and math.isfinite(value) else None,
-            beta=_float(setting(t, "schedule.beta")),
-            rate=_float(setting(t, "schedule.rate")),
-            schedule=setting(t, "schedule.kind"),
-            latent_dim=int(latent) if latent is not None else None,
-            prior=str(setting(t, "prior.kind") or "?"),
-            active_units=final_active_units(t),
-            prune_reason=t.user_attrs.get("prune_reason") if t.state == TrialState.PRUNED else None,
-        ))
+        points.append(
+            TrialPoint(
+                number=t.number,
+                state=t.state.name,
+                value=value if value is not None and math.isfinite(value) else None,
+                beta=_float(setting(t, "schedule.beta")),
+                rate=_float(setting(t, "schedule.rate")),
+                schedule=setting(t, "schedule.kind"),
+                latent_dim=int(latent) if latent is not None else None,
+                prior=str(setting(t, "prior.kind") or "?"),
+                active_units=final_active_units(t),
+                prune_reason=t.user_attrs.get("prune_reason")
+                if t.state == TrialState.PRUNED
+                else None,
+            )
+        )
     return points
 
 
@@ -125,8 +131,10 @@ def _marker(points: list[TrialPoint], prior: str) -> dict[str, Any]:
         "size": 12,
         "color": [p.active_fraction for p in points],
         "coloraxis": "coloraxis",
-        "line": {"width": [2.5 if p.prune_reason else 0.8 for p in points],
-                 "color": [OUTLINE.get(p.prune_reason or "", "#333333") for p in points]},
+        "line": {
+            "width": [2.5 if p.prune_reason else 0.8 for p in points],
+            "color": [OUTLINE.get(p.prune_reason or "", "#333333") for p in points],
+        },
     }
 
 
@@ -135,12 +143,27 @@ def _legend_keys(fig: go.Figure, priors: list[str]) -> None:
     import plotly.graph_objects as go
 
     keys = [(f"prior: {p}", SYMBOLS.get(p, "x"), "#333333", 0.8) for p in priors]
-    keys += [("pruned: collapse", "circle", OUTLINE["collapse"], 2.5),
-             ("pruned: performance", "circle", OUTLINE["performance"], 2.5)]
+    keys += [
+        ("pruned: collapse", "circle", OUTLINE["collapse"], 2.5),
+        ("pruned: performance", "circle", OUTLINE["performance"], 2.5),
+    ]
     for name, symbol, line, width in keys:
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name, marker={
-            "symbol": symbol, "size": 12, "color": "#bbbbbb", "line": {"color": line, "width": width},
-        }), row=1, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name=name,
+                marker={
+                    "symbol": symbol,
+                    "size": 12,
+                    "color": "#bbbbbb",
+                    "line": {"color": line, "width": width},
+                },
+            ),
+            row=1,
+            col=1,
+        )
 
 
 def collapse_map(points: list[TrialPoint], title: str = "") -> go.Figure:
@@ -148,37 +171,59 @@ def collapse_map(points: list[TrialPoint], title: str = "") -> go.Figure:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
-        "β vs latent size", "β vs annealing rate (linear schedules)"))
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.1,
+        subplot_titles=("β vs latent size", "β vs annealing rate (linear schedules)"),
+    )
     usable = [p for p in points if p.beta is not None and p.active_fraction is not None]
     for prior in sorted({p.prior for p in usable}):
         group = [p for p in usable if p.prior == prior]
         linear = [p for p in group if p.schedule in (None, "linear") and p.rate is not None]
-        for col, pts, xs in ((1, group, [p.latent_dim for p in group]),
-                             (2, linear, [p.rate for p in linear])):
-            fig.add_trace(go.Scatter(
-                x=xs, y=[p.beta for p in pts], mode="markers", name=f"prior: {prior}",
-                legendgroup=prior, showlegend=False, marker=_marker(pts, prior),
-                text=[p.hover() for p in pts], hoverinfo="text",
-            ), row=1, col=col)
+        for col, pts, xs in (
+            (1, group, [p.latent_dim for p in group]),
+            (2, linear, [p.rate for p in linear]),
+        ):
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=[p.beta for p in pts],
+                    mode="markers",
+                    name=f"prior: {prior}",
+                    legendgroup=prior,
+                    showlegend=False,
+                    marker=_marker(pts, prior),
+                    text=[p.hover() for p in pts],
+                    hoverinfo="text",
+                ),
+                row=1,
+                col=col,
+            )
     _legend_keys(fig, sorted({p.prior for p in usable}))
     dims = [p.latent_dim for p in usable if p.latent_dim]
     ticks = [2**k for k in range(0, 12) if dims and min(dims) / 2 <= 2**k <= max(dims) * 2]
-    fig.update_xaxes(title_text="latent size", type="log", row=1, col=1,
-                     tickvals=ticks or None)
+    fig.update_xaxes(title_text="latent size", type="log", row=1, col=1, tickvals=ticks or None)
     fig.update_xaxes(title_text="annealing rate (β per epoch)", type="log", row=1, col=2)
     fig.update_yaxes(title_text="target β", type="log", row=1, col=1)
     fig.update_yaxes(type="log", row=1, col=2)
     fig.update_layout(
         title=title or "Collapse map: colour = fraction of latent units active at the end",
-        coloraxis={"colorscale": COLORSCALE, "cmin": 0, "cmax": 1,
-                   "colorbar": {"title": {"text": "active<br>fraction"}}},
-        height=480, margin={"t": 80, "l": 60, "r": 20},
+        coloraxis={
+            "colorscale": COLORSCALE,
+            "cmin": 0,
+            "cmax": 1,
+            "colorbar": {"title": {"text": "active<br>fraction"}},
+        },
+        legend={"orientation": "h", "y": -0.2, "x": 0},
+        height=540,
+        margin={"t": 80, "l": 60, "r": 20, "b": 110},
         plot_bgcolor="#f4f4f4",
     )
     if not usable:
-        fig.add_annotation(text="no finished trial yet", showarrow=False, x=0.5, y=0.5,
-                           xref="paper", yref="paper")
+        fig.add_annotation(
+            text="no finished trial yet", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper"
+        )
     return fig
 
 
@@ -191,23 +236,37 @@ def active_vs_objective(points: list[TrialPoint], objective: str = "objective va
     done = [p for p in points if p.value is not None and p.active_units is not None]
     for prior in sorted({p.prior for p in done}):
         pts = [p for p in done if p.prior == prior]
-        fig.add_trace(go.Scatter(
-            x=[p.active_units for p in pts], y=[p.value for p in pts], mode="markers",
-            name=f"prior: {prior}", text=[p.hover() for p in pts], hoverinfo="text",
-            marker={"symbol": SYMBOLS.get(prior, "x"), "size": 12, "coloraxis": "coloraxis",
+        fig.add_trace(
+            go.Scatter(
+                x=[p.active_units for p in pts],
+                y=[p.value for p in pts],
+                mode="markers",
+                name=f"prior: {prior}",
+                text=[p.hover() for p in pts],
+                hoverinfo="text",
+                marker={
+                    "symbol": SYMBOLS.get(prior, "x"),
+                    "size": 12,
+                    "coloraxis": "coloraxis",
                     "color": [math.log10(p.beta) if p.beta else None for p in pts],
-                    "line": {"width": 0.8, "color": "#333333"}},
-        ))
+                    "line": {"width": 0.8, "color": "#333333"},
+                },
+            )
+        )
     fig.update_layout(
         title="Active units against the objective (completed trials; colour: target β)",
-        xaxis_title="active units at the end", yaxis_title=objective, height=420,
+        xaxis_title="active units at the end",
+        yaxis_title=objective,
+        height=420,
         coloraxis={"colorscale": "Viridis", "colorbar": {"title": {"text": "log10 β"}}},
-        legend={"orientation": "h", "y": -0.25}, showlegend=True,
+        legend={"orientation": "h", "y": -0.25},
+        showlegend=True,
         plot_bgcolor="#f4f4f4",
     )
     if not done:
-        fig.add_annotation(text="no completed trial yet", showarrow=False, x=0.5, y=0.5,
-                           xref="paper", yref="paper")
+        fig.add_annotation(
+            text="no completed trial yet", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper"
+        )
     return fig
 
 
@@ -217,8 +276,11 @@ def objective_label(study: optuna.Study) -> str:
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         final = t.user_attrs.get("final") or {}
         for key, label in names.items():
-            if t.value is not None and isinstance(final.get(key), (int, float)) and \
-                    math.isclose(final[key], t.value, rel_tol=1e-9):
+            if (
+                t.value is not None
+                and isinstance(final.get(key), (int, float))
+                and math.isclose(final[key], t.value, rel_tol=1e-9)
+            ):
                 return label
     return "objective value"
 
@@ -240,5 +302,8 @@ def refresh_study_figures(study: optuna.Study) -> None:
         for graph_id, fig in study_figures(study).items():
             save_plotly_graph_object(study, fig, graph_object_id=graph_id)
     except Exception:  # noqa: BLE001 - a figure must never stop a worker
-        log.warning("study %s: could not refresh its figures", getattr(study, "study_name", study),
-                    exc_info=True)
+        log.warning(
+            "study %s: could not refresh its figures",
+            getattr(study, "study_name", study),
+            exc_info=True,
+        )

@@ -53,20 +53,40 @@ def training_curves(
         return vals + [None] * (n - len(vals))
 
     panels = [
-        line_panel("validation −ELBO (β = 1) and reconstruction, nats", xs, [
-            Series("−ELBO", col("elbo"), PALETTE[0]),
-            Series("reconstruction −log p(x|z)", col("recon"), PALETTE[2], dashed=True),
-        ]),
-        line_panel("KL and mutual information I(x; z), nats", xs, [
-            Series("KL(q(z|x) ‖ p(z))", col("kl"), PALETTE[1]),
-            Series("mutual information", col("mutual_info"), PALETTE[3], dashed=True),
-        ], y_floor=0.0),
-        line_panel(f"active units (of {latent_dim})", xs, [
-            Series("active units", (au + [None] * n)[:n], PALETTE[2]),
-        ], markers=[Marker(latent_dim, f"latent size {latent_dim}")], y_floor=0.0),
-        line_panel("β: weight of the KL term", xs, [
-            Series("β", col("beta"), PALETTE[4]),
-        ], y_floor=0.0),
+        line_panel(
+            "validation −ELBO (β = 1) and reconstruction, nats",
+            xs,
+            [
+                Series("−ELBO", col("elbo"), PALETTE[0]),
+                Series("reconstruction −log p(x|z)", col("recon"), PALETTE[2], dashed=True),
+            ],
+        ),
+        line_panel(
+            "KL and mutual information I(x; z), nats",
+            xs,
+            [
+                Series("KL(q(z|x) ‖ p(z))", col("kl"), PALETTE[1]),
+                Series("mutual information", col("mutual_info"), PALETTE[3], dashed=True),
+            ],
+            y_floor=0.0,
+        ),
+        line_panel(
+            f"active units (of {latent_dim})",
+            xs,
+            [
+                Series("active units", (au + [None] * n)[:n], PALETTE[2]),
+            ],
+            markers=[Marker(latent_dim, f"latent size {latent_dim}")],
+            y_floor=0.0,
+        ),
+        line_panel(
+            "β: weight of the KL term",
+            xs,
+            [
+                Series("β", col("beta"), PALETTE[4]),
+            ],
+            y_floor=0.0,
+        ),
     ]
     w, h = panels[0].size
     grid = Image.new("RGB", (2 * w, 2 * h), BACKGROUND)
@@ -87,8 +107,13 @@ def kl_matrix(kl_per_dim: Sequence[Sequence[float]]) -> torch.Tensor:
     return m
 
 
-def kl_heatmap(kl_per_dim: Sequence[Sequence[float]], *, active_units: Sequence[int] | None = None,
-               title: str = "KL per latent dimension", subtitle: str = "") -> Image.Image:
+def kl_heatmap(
+    kl_per_dim: Sequence[Sequence[float]],
+    *,
+    active_units: Sequence[int] | None = None,
+    title: str = "KL per latent dimension",
+    subtitle: str = "",
+) -> Image.Image:
     """Epochs on x, latent dimensions on y (z0 at the top), colour = validation KL in nats
     (linear scale from 0, black, to the largest value): a collapsed dimension goes black. ``active_units``
     (per epoch) is written under the epochs."""
@@ -114,19 +139,26 @@ def kl_heatmap(kl_per_dim: Sequence[Sequence[float]], *, active_units: Sequence[
 def reconstructions(model: VAE, x: torch.Tensor, n: int = 32) -> Image.Image:
     """Validation inputs (odd rows) above their reconstructions from the posterior mean."""
     grid = to_image(reconstruction_grid(model, x.to(_device(model)), n=n))
-    return captioned(upscale(grid), "reconstructions (validation)",
-                     "rows alternate: inputs, then their reconstructions")
+    return captioned(
+        upscale(grid),
+        "reconstructions (validation)",
+        "rows alternate: inputs, then their reconstructions",
+    )
 
 
 def prior_samples(model: VAE, seed: int = 0, n: int = 64) -> Image.Image:
     """Decoder means of ``n`` draws from the prior."""
-    return captioned(upscale(to_image(sample_grid(model, n=n, seed=seed))), "samples from the prior",
-                     "decoder means of z ~ p(z)")
+    return captioned(
+        upscale(to_image(sample_grid(model, n=n, seed=seed))),
+        "samples from the prior",
+        "decoder means of z ~ p(z)",
+    )
 
 
 @torch.no_grad()
-def traverse(model: VAE, x: torch.Tensor, span: float = TRAVERSAL_SPAN,
-             steps: int = TRAVERSAL_STEPS) -> torch.Tensor:
+def traverse(
+    model: VAE, x: torch.Tensor, span: float = TRAVERSAL_SPAN, steps: int = TRAVERSAL_STEPS
+) -> torch.Tensor:
     """Decoded traversals of one example: ``(latent_dim, steps, *event_shape)``.
 
     Row d sets z_d of the example's posterior mean to each of ``steps`` values evenly spaced in
@@ -144,17 +176,24 @@ def traverse(model: VAE, x: torch.Tensor, span: float = TRAVERSAL_SPAN,
     return out.reshape(d, steps, *model.shape).float().cpu()
 
 
-def traversal_picture(model: VAE, x: torch.Tensor, *, kl_last: Sequence[float] | None = None,
-                      example: str = "", span: float = TRAVERSAL_SPAN,
-                      steps: int = TRAVERSAL_STEPS) -> Image.Image:
+def traversal_picture(
+    model: VAE,
+    x: torch.Tensor,
+    *,
+    kl_last: Sequence[float] | None = None,
+    example: str = "",
+    span: float = TRAVERSAL_SPAN,
+    steps: int = TRAVERSAL_STEPS,
+) -> Image.Image:
     """:func:`traverse` as a labelled grid: one row per latent dimension (with its last-epoch
     KL), one column per value of z_d, the input example at the left."""
     t = traverse(model, x, span, steps)
     d = t.shape[0]
-    cells = torch.cat([x.reshape(1, 1, *model.shape).expand(d, 1, *model.shape).float().cpu(), t],
-                      dim=1)
+    cells = torch.cat(
+        [x.reshape(1, 1, *model.shape).expand(d, 1, *model.shape).float().cpu(), t], dim=1
+    )
     grid = to_image(make_grid(cells.flatten(0, 1), nrow=steps + 1, padding=1, pad_value=0.5))
-    factor = max(1, min(8, math.ceil(28 / (t.shape[-1] + 1))))
+    factor = max(1, min(8, math.ceil(48 / (t.shape[-1] + 1))))  # cells of ~48 px
     big = grid.resize((grid.width * factor, grid.height * factor), Image.Resampling.NEAREST)
     cell = (t.shape[-1] + 1) * factor
     left, top = 120, 22
@@ -167,8 +206,11 @@ def traversal_picture(model: VAE, x: torch.Tensor, *, kl_last: Sequence[float] |
     for r in range(d):
         label = f"z{r}" + (f"  KL {kl_last[r]:.2f}" if kl_last and r < len(kl_last) else "")
         draw_text(draw, (left - 8, top + (r + 0.5) * cell), label, size=11, anchor="rm")
-    return captioned(img, "latent traversals (rows: latent dims; columns: value of z_d)",
-                     example or "a validation example; other dims at its posterior mean")
+    return captioned(
+        img,
+        "latent traversals (rows: latent dims; columns: value of z_d)",
+        example or "a validation example; other dims at its posterior mean",
+    )
 
 
 def _device(model: VAE) -> torch.device:
