@@ -42,16 +42,11 @@ def main(verbose: int, quiet: bool) -> None:
 
 
 def _register() -> None:
-    from vae_search.cli import train_commands
+    from vae_search.cli import dashboard_commands, search_commands, train_commands
 
-    for cmd in train_commands.COMMANDS:
-        main.add_command(cmd)
-    try:
-        from vae_search.cli import search_commands
-    except ImportError:  # pragma: no cover - during development of the search layer
-        return
-    for cmd in search_commands.COMMANDS:
-        main.add_command(cmd)
+    for module in (train_commands, search_commands, dashboard_commands):
+        for cmd in module.COMMANDS:
+            main.add_command(cmd)
 
 
 _register()

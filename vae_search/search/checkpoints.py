@@ -45,6 +45,7 @@ class TrialCheckpoint:
     def __init__(self, trial: optuna.Trial, store: FileSystemArtifactStore):
         self.trial = trial
         self.store = store
+        self._uploaded: set[str] = set()  # artifacts of this trial (a retry inherits others')
 
     def load(self) -> dict[str, Any] | None:
         artifact_id = self.trial.user_attrs.get(CHECKPOINT_ATTR)
@@ -82,3 +83,8 @@ class TrialCheckpoint:
                 self.store.remove(previous)
             except Exception:  # already gone: nothing to clean
                 log.debug("checkpoint %s was already removed", previous)
+            if previous in self._uploaded:
+                # drop it from this trial's artifact list too (what optuna-dashboard's own
+                # delete writes), so the dashboard lists only the live checkpoint
+                self.trial.storage.set_trial_system_attr(self.trial._trial_id, f"artifacts:{previous}", "null")
+        self._uploaded.add(artifact_id)

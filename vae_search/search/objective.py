@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import tempfile
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import optuna
 import torch
-from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.artifacts import FileSystemArtifactStore
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial
 
@@ -128,6 +126,10 @@ class Objective:
                 trial.set_user_attr("pruned_epoch", m.epoch)
                 trial.set_user_attr("pruned_active_units", m.active_units)
                 self._constraint(trial, m.active_units, threshold)
+                self._publish(trial, cfg, history, "pruned", {
+                    "prune_reason": reason, "pruned_epoch": m.epoch,
+                    "pruned_active_units": m.active_units,
+                })
                 raise optuna.TrialPruned(
                     f"{reason} at epoch {m.epoch}: {m.active_units}/{cfg.model.latent_dim} active units"
                 )
@@ -143,12 +145,13 @@ class Objective:
         except TrainingError as e:
             # a NaN is a finding about this configuration, not a worker crash: the trial fails
             # (Optuna fails a trial whose value is NaN) with the reason kept, and the worker goes on
-            return self._fail(trial, str(e))
+            return self._fail(trial, str(e), cfg, history)
         except torch.cuda.OutOfMemoryError:
             # too big for this GPU: record it and let the worker go on with the next trial
             torch.cuda.empty_cache()
             return self._fail(trial, f"CUDA out of memory on {cfg.device} (batch_size {cfg.batch_size}, "
-                                     f"latent_dim {cfg.model.latent_dim}); lower batch_size or the model size")
+                                     f"latent_dim {cfg.model.latent_dim}); lower batch_size or the model size",
+                              cfg, history)
         except KeyboardInterrupt:
             # stop now, lose nothing: a copy waits in the queue with the last checkpoint, and
             # this trial fails quietly (NaN) so the worker can exit without a traceback
@@ -160,36 +163,40 @@ class Objective:
         final = result.final
         trial.set_user_attr("final", final)
         self._constraint(trial, final["active_units"], threshold)
-        if self.store is not None and cfg.images:
-            self._upload_pictures(trial, result)
         value = final["nll_iwae"] if self.spec.objective == "nll_iwae" else final["elbo"]
+        self._publish(trial, cfg, history, "complete", {"final": final, "value": value}, result)
         return float(value)
 
-    def _fail(self, trial: optuna.Trial, reason: str) -> float:
+    def _fail(self, trial: optuna.Trial, reason: str, cfg: RunConfig,
+              history: dict[str, list[Any]]) -> float:
         """Fail the trial (Optuna fails a NaN value) with its reason, without a traceback."""
         trial.set_user_attr("fail_reason", reason)
         log.warning("trial %d failed: %s", trial.number, reason)
+        self._publish(trial, cfg, history, "failed", {"fail_reason": reason})
         return float("nan")
 
     def _constraint(self, trial: optuna.Trial, active_units: int, threshold: float) -> None:
         if self.spec.pruner.constraint:
             record_collapse_constraint(trial, active_units, threshold)
 
-    def _upload_pictures(self, trial: optuna.Trial, result: Any) -> None:
-        from vae_search.pictures import save_pictures
+    def _publish(
+        self,
+        trial: optuna.Trial,
+        cfg: RunConfig,
+        history: dict[str, list[Any]],
+        outcome: str,
+        detail: dict[str, Any],
+        result: Any = None,
+    ) -> None:
+        """Pictures and a note for the dashboard (never raises; see vae_search.dashboard)."""
+        from vae_search.dashboard import publish_trial
 
-        data = self.data_for(result.config)
-        device = next(result.model.parameters()).device
-        with tempfile.TemporaryDirectory() as tmp:
-            for path in save_pictures(
-                result.model, data.val[:64].to(device), Path(tmp), seed=result.config.seed
-            ):
-                upload_artifact(
-                    artifact_store=self.store,
-                    file_path=str(path),
-                    study_or_trial=trial,
-                    mimetype="image/png",
-                )
+        model = result.model if result is not None and cfg.images else None
+        publish_trial(
+            trial, self.store, config=cfg, history=history, model=model,
+            data=self.data_for(cfg) if model is not None else None,
+            outcome=outcome, detail=detail,
+        )
 
 
 def requeue(trial: optuna.Trial) -> int:

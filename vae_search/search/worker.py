@@ -21,6 +21,7 @@ from typing import Any
 
 import optuna
 
+from vae_search.dashboard import refresh_study_figures
 from vae_search.errors import TrainingError
 from vae_search.search import budget
 from vae_search.search.checkpoints import artifact_store, resolve_artifact_dir
@@ -51,6 +52,8 @@ class WorkerOptions:
         poll_seconds: wait between budget checks while other workers' trials finish.
         max_consecutive_failures: stop with an error after this many failed trials in a row
             (a spec whose every trial fails would otherwise never reach its budget).
+        figures_every: refresh the study's dashboard figures after a trial when this many
+            seconds have passed since this worker last did (and once when it stops).
     """
 
     storage: str | None = None
@@ -62,6 +65,7 @@ class WorkerOptions:
     index: int | None = None
     poll_seconds: float = 2.0
     max_consecutive_failures: int = 5
+    figures_every: float = 10.0
 
 
 @dataclass
@@ -151,6 +155,7 @@ def _run(study: optuna.Study, url: str, spec: StudySpec, opts: WorkerOptions, st
 
     objective = Objective(spec, store, overrides, on_trial_start=on_trial_start, progress=progress)
     deadline = time.monotonic() + opts.timeout if opts.timeout else None
+    last_refresh = float("-inf")
     log.info("worker %s (pid %d) joined study %r", opts.index, os.getpid(), spec.study)
     while True:
         if stop is not None and stop.requested:
@@ -176,11 +181,24 @@ def _run(study: optuna.Study, url: str, spec: StudySpec, opts: WorkerOptions, st
             study.optimize(objective, n_trials=1, gc_after_trial=False)
         finally:
             lock.release()
+        if time.monotonic() - last_refresh >= opts.figures_every:
+            _refresh_figures(study, lock)
+            last_refresh = time.monotonic()
         if objective.interrupted:
             raise KeyboardInterrupt
         _check_failures(study, result.trials, opts.max_consecutive_failures)
+    if result.trials:
+        _refresh_figures(study, lock)  # the study's figures include this worker's last trial
     log.info("worker %s: ran %d trial(s)", opts.index, len(result.trials))
     return result
+
+
+def _refresh_figures(study: optuna.Study, lock: budget.Lock) -> None:
+    lock.acquire()  # one worker at a time rewrites the study's figures (saved in chunks)
+    try:
+        refresh_study_figures(study)
+    finally:
+        lock.release()
 
 
 def _check_failures(study: optuna.Study, trials: list[int], limit: int) -> None:
