@@ -25,12 +25,12 @@ from pathlib import Path
 from benchmarks._common import SPECS, quiet, spec_with
 
 
-def one(url: str, workers: int, trials: int, tmp: Path) -> dict:
+def one(url: str, workers: int, trials: int, tmp: Path, epochs: int = 2, size: int = 1000) -> dict:
     name = f"bench-{uuid.uuid4().hex[:8]}"
     spec = spec_with(
         SPECS / "collapse_prone.yaml", tmp, study=name, n_trials=trials,
         pruner={"collapse": {"enabled": False}, "constraint": False},
-        run={"epochs": 2, "data": {"size": 1000}, "eval": {"iwae_samples": 5, "iwae_max_examples": 100}},
+        run={"epochs": epochs, "data": {"size": size}, "eval": {"iwae_samples": 5, "iwae_max_examples": 100}},
     )
     timing = tmp / f"timing-{name}"
     env = dict(os.environ, VAE_SEARCH_STORAGE=url, VAE_SEARCH_STORAGE_TIMING=str(timing),
@@ -46,8 +46,16 @@ def one(url: str, workers: int, trials: int, tmp: Path) -> dict:
     main_s = sum(s["storage_main"]["seconds"] for s in stats)
     other_s = sum(s["storage_other"]["seconds"] for s in stats)
     worker_s = sum(s["wall_seconds"] for s in stats)
-    errors = sum(p.returncode != 0 for p in procs) + sum(s["errors"] for s in stats) + sum(
-        o.count("Traceback") for o in outs)
+    expected = {"KeyError", "DuplicatedStudyError"}  # Optuna's create-or-load control flow
+    errors = sum(p.returncode != 0 for p in procs) + sum(
+        n for s in stats for kind, n in s["errors"].items() if kind not in expected
+    ) + sum(o.count("Traceback") for o in outs)
+    methods: dict[str, list[float]] = {}
+    for s in stats:
+        for name, (calls, secs) in s["methods"].items():
+            m = methods.setdefault(name, [0, 0.0])
+            m[0] += calls
+            m[1] += secs
     return {
         "workers": workers, "trials": n, "wall_seconds": round(wall, 1),
         "trials_per_minute": round(60 * n / wall, 1),
@@ -55,6 +63,8 @@ def one(url: str, workers: int, trials: int, tmp: Path) -> dict:
         "heartbeat_storage_s_per_trial": round(other_s / max(n, 1), 4),
         "storage_share": round(main_s / worker_s, 4) if worker_s else None,
         "errors": errors,
+        "top_calls_per_trial": {k: [round(c / max(n, 1), 1), round(t / max(n, 1), 4)] for k, (c, t) in
+                                sorted(methods.items(), key=lambda kv: -kv[1][1])[:6]},
     }
 
 
@@ -63,6 +73,8 @@ def main() -> None:
     ap.add_argument("--postgres", default=os.environ.get("VAE_SEARCH_TEST_POSTGRES_URL"))
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])
     ap.add_argument("--trials", type=int, default=32)
+    ap.add_argument("--epochs", type=int, default=2, help="epochs per trial (2: storage-heavy)")
+    ap.add_argument("--size", type=int, default=1000, help="generated images per trial's dataset")
     ap.add_argument("--json")
     args = ap.parse_args()
     quiet()
@@ -74,7 +86,8 @@ def main() -> None:
             backends["postgresql"] = args.postgres
         for backend, url in backends.items():
             for w in args.workers:
-                row = {"backend": backend, **one(url, w, args.trials, tmp)}
+                row = {"backend": backend, "epochs": args.epochs, "size": args.size,
+                       **one(url, w, args.trials, tmp, args.epochs, args.size)}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     if args.json:

@@ -24,25 +24,36 @@ class StorageTimer:
     def __init__(self) -> None:
         self.main = {"seconds": 0.0, "calls": 0}
         self.other = {"seconds": 0.0, "calls": 0}
-        self.errors = 0
+        self.errors: dict[str, int] = {}
+        self.methods: dict[str, list[float]] = {}  # name -> [calls, seconds] on the trial thread
         self.started = time.perf_counter()
         self._main_thread = threading.main_thread()
         self._lock = threading.Lock()
 
-    def wrap(self, fn: Any) -> Any:
+    def wrap(self, name: str, fn: Any) -> Any:
         @functools.wraps(fn)
         def timed(*args: Any, **kwargs: Any) -> Any:
             t0 = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
-            except Exception:
-                self.errors += 1
+            except Exception as e:
+                # KeyError (no such study yet) and DuplicatedStudyError (another worker created
+                # it first) are how Optuna's create-or-load works, so they are counted apart
+                kind = type(e).__name__
+                with self._lock:
+                    self.errors[kind] = self.errors.get(kind, 0) + 1
                 raise
             finally:
-                bucket = self.main if threading.current_thread() is self._main_thread else self.other
+                dt = time.perf_counter() - t0
+                main = threading.current_thread() is self._main_thread
+                bucket = self.main if main else self.other
                 with self._lock:
-                    bucket["seconds"] += time.perf_counter() - t0
+                    bucket["seconds"] += dt
                     bucket["calls"] += 1
+                    if main:
+                        m = self.methods.setdefault(name, [0, 0.0])
+                        m[0] += 1
+                        m[1] += dt
 
         return timed
 
@@ -51,6 +62,7 @@ class StorageTimer:
         path = directory / f"worker-{os.getpid()}.json"
         path.write_text(json.dumps({
             "storage_main": self.main, "storage_other": self.other, "errors": self.errors,
+            "methods": self.methods,
             "trials": trials, "wall_seconds": time.perf_counter() - self.started,
         }))
         return path
@@ -64,5 +76,5 @@ def instrument(storage: BaseStorage) -> StorageTimer:
             continue
         attr = getattr(storage, name, None)
         if callable(attr):
-            setattr(storage, name, timer.wrap(attr))
+            setattr(storage, name, timer.wrap(name, attr))
     return timer
