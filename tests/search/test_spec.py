@@ -64,7 +64,8 @@ def test_shipped_study_loads_and_samples_valid_runs(path: Path) -> None:
 def test_quickstart_is_small_enough_for_two_cpu_cores() -> None:
     run = StudySpec.from_file(next(p for p in STUDIES if p.stem == "quickstart")).base_run()
     assert run.data.name == "shapes" and run.device == "cpu"
-    assert run.data.size <= 5000 and run.data.image_size <= 32 and run.epochs <= 8
+    # 12000 images of 32x32 and 8 epochs: the whole study took ~50 s with 2 workers on 2 cores
+    assert run.data.size <= 20000 and run.data.image_size <= 32 and run.epochs <= 8
     assert run.eval.iwae_samples <= 100
 
 

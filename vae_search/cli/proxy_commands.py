@@ -15,15 +15,30 @@ log = logging.getLogger(__name__)
 
 @click.command("storage-proxy")
 @_storage_opt
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind; anything but loopback exposes the unauthenticated proxy.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind; anything but loopback exposes the unauthenticated proxy.",
+)
 @click.option("--port", type=click.IntRange(1, 65535), default=13000, show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Requests served at once.")
-@click.option("--pool-size", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Database connections kept (one more may open under load).")
-def storage_proxy_cmd(storage: str | None, host: str, port: int, threads: int,
-                      pool_size: int) -> None:
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Requests served at once.",
+)
+@click.option(
+    "--pool-size",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Database connections kept (one more may open under load).",
+)
+def storage_proxy_cmd(
+    storage: str | None, host: str, port: int, threads: int, pool_size: int
+) -> None:
     """Serve the study database to workers over gRPC (Optuna's storage proxy).
 
     Workers then use --storage grpc://HOST:PORT and hold no database connection, so their
@@ -68,8 +83,9 @@ def create_study_cmd(spec: Path, storage: str | None) -> None:
 
     s = _load_spec(spec)
     study, url = open_study(s, storage)
-    finished = len(study.get_trials(deepcopy=False,
-                                    states=(TrialState.COMPLETE, TrialState.PRUNED)))
+    finished = len(
+        study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    )
     budget = "no limit" if s.n_trials is None else f"budget {s.n_trials}"
     click.echo(f"study {s.study!r} ready in {redact(url)}: {finished} finished trials ({budget})")
 

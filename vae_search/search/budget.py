@@ -19,7 +19,7 @@ import fcntl
 import hashlib
 import logging
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import optuna
 from optuna.trial import TrialState
@@ -66,6 +66,9 @@ class AdvisoryLock:
     def __init__(self, url: str, study_name: str):
         import sqlalchemy
 
+        from vae_search.search.resilient import Retrier
+
+        self._retry = Retrier(url)
         self._engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
         self._key = int.from_bytes(
             hashlib.sha1(f"vae-search:{study_name}".encode()).digest()[:8], "big", signed=True
@@ -73,19 +76,32 @@ class AdvisoryLock:
         self._conn = None
 
     def acquire(self) -> None:
+        # retried across a database restart (a lock taken on a lost connection is gone with it)
+        self._conn = self._retry.call("taking the study lock", self._lock)
+
+    def _lock(self) -> Any:
         import sqlalchemy
 
-        self._conn = self._engine.connect()
-        self._conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
+        conn = self._engine.connect()
+        try:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def release(self) -> None:
         import sqlalchemy
 
+        from vae_search.search.resilient import classify
+
         if self._conn is not None:
             try:
-                self._conn.execute(
-                    sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self._key}
-                )
+                self._conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
+            except sqlalchemy.exc.SQLAlchemyError as e:
+                if classify(e) is None:
+                    raise
+                # the connection is gone, and the session's advisory lock with it
             finally:
                 self._conn.close()  # closing the session also frees the lock
                 self._conn = None

@@ -84,8 +84,14 @@ def serve_proxy(
     warning = exposure_warning(host)
     if warning:
         log.warning(warning)
-    log.info("storage proxy for %s on %s:%d (%d threads, at most %d database connections)",
-             redact(url), host, port, threads, pool_size + 1)
+    log.info(
+        "storage proxy for %s on %s:%d (%d threads, at most %d database connections)",
+        redact(url),
+        host,
+        port,
+        threads,
+        pool_size + 1,
+    )
     with warnings.catch_warnings():  # "experimental" since Optuna 4.2
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:

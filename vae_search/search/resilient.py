@@ -35,10 +35,16 @@ that: the cache is kept and every call still goes through the retry. The wrapper
 period of the heartbeat should exceed the outages to ride out: when the database comes back, a
 trial whose heartbeat could not be written during the outage looks stale to the first worker
 that checks.
+
+The wrapper also closes a gap of Optuna's heartbeats: a trial whose worker died before its first
+heartbeat (a few milliseconds after the trial was created) was never failed, so the study never
+reached its budget; such trials now count as stale once they have been seen without a heartbeat
+for a grace period (see :meth:`ResilientStorage._never_beaten`).
 """
 
 from __future__ import annotations
 
+import abc
 import copy
 import datetime
 import logging
@@ -46,15 +52,14 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar
 
 import optuna
-from optuna.distributions import BaseDistribution
+import sqlalchemy
 from optuna.storages import BaseStorage, RDBStorage, _CachedStorage
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.study import StudyDirection
-from optuna.study._frozen import FrozenStudy
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
@@ -62,7 +67,7 @@ from sqlalchemy.engine import make_url
 from vae_search.errors import StorageError
 from vae_search.search.storage import redact
 
-__all__ = ["CREATE_TOKEN_ATTR", "ResilientStorage", "classify", "resilient"]
+__all__ = ["CREATE_TOKEN_ATTR", "ResilientStorage", "Retrier", "classify", "resilient"]
 
 _log = logging.getLogger(__name__)
 
@@ -126,8 +131,10 @@ def classify(error: BaseException) -> Failure | None:
         seen.add(id(e))
         chain.append(e)
         e = getattr(e, "orig", None) or e.__cause__ or e.__context__
-    if any(isinstance(x, (sa_exc.IntegrityError, sa_exc.ProgrammingError, sa_exc.DataError))
-           for x in chain):
+    if any(
+        isinstance(x, (sa_exc.IntegrityError, sa_exc.ProgrammingError, sa_exc.DataError))
+        for x in chain
+    ):
         return None
     text = " ".join(str(x) for x in chain).lower()
     if any(p in text for p in _PERMANENT):
@@ -165,36 +172,22 @@ def resilient(storage: BaseStorage, *, max_wait: float = 60.0) -> BaseStorage:
     return ResilientStorage(cached, backend.url, max_wait=max_wait)
 
 
-class ResilientStorage(BaseStorage, BaseHeartbeat):
-    """A storage that retries its inner storage's calls across outages; use :func:`resilient`.
+class Retrier:
+    """Runs calls to the database at ``url``, retrying them across connection outages.
 
-    Args:
-        inner: the storage to call (an ``_CachedStorage`` over an ``RDBStorage``, normally).
-        url: the database URL, for messages (its password is never shown).
-        max_wait: seconds one call may wait for the database before a StorageError.
-
-    Attributes it does not define (``url``, ``engine``, ``upgrade`` ...) are the inner
-    RDBStorage's.
+    One warning per outage (shared by the threads that use it) and one line when the database
+    is back. ``url`` is only used in messages, without its password.
     """
 
-    def __init__(self, inner: BaseStorage, url: str, *, max_wait: float = 60.0) -> None:
-        self._inner = inner
-        self._rdb = inner._backend if isinstance(inner, _CachedStorage) else inner
-        self._max_wait = max_wait
+    def __init__(self, url: str, *, max_wait: float = 60.0) -> None:
         parsed = make_url(url)
-        self._where = f"{parsed.host}:{parsed.port or 5432}" if parsed.host else redact(url)
+        self.where = f"{parsed.host}:{parsed.port or 5432}" if parsed.host else redact(url)
+        self.max_wait = max_wait
         self._password = str(parsed.password) if parsed.password else None
         self._lock = threading.Lock()
         self._outage_since: float | None = None
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in ("_rdb", "_inner"):
-            raise AttributeError(name)
-        return getattr(self._rdb, name)
-
-    # -- the retry loop -------------------------------------------------------------------
-
-    def _call(
+    def call(
         self,
         what: str,
         fn: Callable[[], T],
@@ -207,6 +200,10 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
         A call that is not ``idempotent`` is repeated after a lost-in-flight failure only once
         ``reconcile()`` (run when the database answers again) says it did not take effect; it
         returns ``(True, result)`` when it did.
+
+        Raises:
+            StorageError: the database stayed away for ``max_wait`` seconds, or a call that
+                cannot be reconciled was lost in flight.
         """
         start = time.monotonic()
         delay = FIRST_DELAY
@@ -216,7 +213,7 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
                 if lost and not idempotent:
                     if reconcile is None:
                         raise StorageError(
-                            f"lost the study database at {self._where} during {what}; its"
+                            f"lost the study database at {self.where} during {what}; its"
                             " outcome is unknown, so it was not repeated"
                         )
                     done, result = reconcile()
@@ -236,13 +233,21 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
                 lost = lost or kind == "lost"
                 waited = time.monotonic() - start
                 self._outage(e)
-                if waited >= self._max_wait:
+                if waited >= self.max_wait:
                     raise StorageError(
-                        f"lost the study database at {self._where} for {waited:.0f} s:"
-                        f" {self._reason(e)}; is it running?"
+                        f"lost the study database at {self.where} for {waited:.0f} s:"
+                        f" {self.reason(e)}; is it running?"
                     ) from e
-                time.sleep(min(delay * random.uniform(0.5, 1.0), self._max_wait - waited))
+                time.sleep(min(delay * random.uniform(0.5, 1.0), self.max_wait - waited))
                 delay = min(2 * delay, MAX_DELAY)
+
+    def reason(self, error: BaseException) -> str:
+        """The driver's one-line message for ``error``, without a password."""
+        e: BaseException = error
+        while (inner := getattr(e, "orig", None) or e.__cause__) is not None and inner is not e:
+            e = inner
+        text = redact(" ".join(str(e).split()))[:200]
+        return text.replace(self._password, "***") if self._password else text
 
     def _outage(self, error: BaseException) -> None:
         with self._lock:
@@ -251,13 +256,10 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
             self._outage_since = time.monotonic()
         _log.warning(
             "lost the study database at %s (%s); retrying for up to %.0f s",
-            self._where, self._reason(error), self._max_wait,
+            self.where,
+            self.reason(error),
+            self.max_wait,
         )
-
-    def _reason(self, error: BaseException) -> str:
-        """The driver's one-line message, without a password."""
-        text = _reason(error)
-        return text.replace(self._password, "***") if self._password else text
 
     def _recovered(self) -> None:
         if self._outage_since is None:
@@ -265,8 +267,36 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
         with self._lock:
             since, self._outage_since = self._outage_since, None
         if since is not None:
-            _log.warning("the study database at %s is back after %.1f s", self._where,
-                         time.monotonic() - since)
+            _log.info(
+                "the study database at %s is back after %.1f s",
+                self.where,
+                time.monotonic() - since,
+            )
+
+
+class ResilientStorage(BaseStorage, BaseHeartbeat):
+    """A storage that retries its inner storage's calls across outages; use :func:`resilient`.
+
+    Args:
+        inner: the storage to call (an ``_CachedStorage`` over an ``RDBStorage``, normally).
+        url: the database URL, for messages (its password is never shown).
+        max_wait: seconds one call may wait for the database before a StorageError.
+
+    Attributes it does not define (``url``, ``engine``, ``upgrade`` ...) are the inner
+    RDBStorage's.
+    """
+
+    def __init__(self, inner: BaseStorage, url: str, *, max_wait: float = 60.0) -> None:
+        self._inner = inner
+        self._rdb = inner._backend if isinstance(inner, _CachedStorage) else inner
+        self._retry = Retrier(url, max_wait=max_wait)
+        self._call = self._retry.call
+        self._unbeaten: dict[int, float] = {}  # trial id -> when first seen without heartbeat
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_rdb", "_inner", "_retry", "_call", "_unbeaten"):
+            raise AttributeError(name)
+        return getattr(self._rdb, name)
 
     # -- calls that need care -------------------------------------------------------------
 
@@ -275,11 +305,16 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
         template = _with_token(template_trial, token)
 
         def created() -> tuple[bool, int | None]:
-            mine = [t for t in self._inner.get_all_trials(study_id, deepcopy=False)
-                    if t.system_attrs.get(CREATE_TOKEN_ATTR) == token]
+            mine = [
+                t
+                for t in self._inner.get_all_trials(study_id, deepcopy=False)
+                if t.system_attrs.get(CREATE_TOKEN_ATTR) == token
+            ]
             for extra in mine[1:]:  # a duplicate from Optuna's own inner retry
-                _log.warning("trial %d is a duplicate made while the connection dropped;"
-                             " failing it", extra.number)
+                _log.warning(
+                    "trial %d is a duplicate made while the connection dropped; failing it",
+                    extra.number,
+                )
                 self._inner.set_trial_state_values(extra._trial_id, TrialState.FAIL)
             return (True, mine[0]._trial_id) if mine else (False, None)
 
@@ -308,8 +343,9 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
     def create_new_study(
         self, directions: Sequence[StudyDirection], study_name: str | None = None
     ) -> int:
-        return self._call("create_new_study",
-                          lambda: self._inner.create_new_study(directions, study_name))
+        return self._call(
+            "create_new_study", lambda: self._inner.create_new_study(directions, study_name)
+        )
 
     def delete_study(self, study_id: int) -> None:
         def delete() -> None:
@@ -324,84 +360,7 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
         attempted: list[bool] = []
         self._call("delete_study", delete)
 
-    # -- plain delegation (reads and upserts) ---------------------------------------------
-
-    def set_study_user_attr(self, study_id: int, key: str, value: Any) -> None:
-        self._call("set_study_user_attr",
-                   lambda: self._inner.set_study_user_attr(study_id, key, value))
-
-    def set_study_system_attr(self, study_id: int, key: str, value: Any) -> None:
-        self._call("set_study_system_attr",
-                   lambda: self._inner.set_study_system_attr(study_id, key, value))
-
-    def get_study_id_from_name(self, study_name: str) -> int:
-        return self._call("get_study_id_from_name",
-                          lambda: self._inner.get_study_id_from_name(study_name))
-
-    def get_study_name_from_id(self, study_id: int) -> str:
-        return self._call("get_study_name_from_id",
-                          lambda: self._inner.get_study_name_from_id(study_id))
-
-    def get_study_directions(self, study_id: int) -> list[StudyDirection]:
-        return self._call("get_study_directions",
-                          lambda: self._inner.get_study_directions(study_id))
-
-    def get_study_user_attrs(self, study_id: int) -> dict[str, Any]:
-        return self._call("get_study_user_attrs",
-                          lambda: self._inner.get_study_user_attrs(study_id))
-
-    def get_study_system_attrs(self, study_id: int) -> dict[str, Any]:
-        return self._call("get_study_system_attrs",
-                          lambda: self._inner.get_study_system_attrs(study_id))
-
-    def get_all_studies(self) -> list[FrozenStudy]:
-        return self._call("get_all_studies", self._inner.get_all_studies)
-
-    def set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
-                        distribution: BaseDistribution) -> None:
-        self._call("set_trial_param", lambda: self._inner.set_trial_param(
-            trial_id, param_name, param_value_internal, distribution))
-
-    def get_trial_id_from_study_id_trial_number(self, study_id: int, trial_number: int) -> int:
-        return self._call("get_trial_id_from_study_id_trial_number",
-                          lambda: self._inner.get_trial_id_from_study_id_trial_number(
-                              study_id, trial_number))
-
-    def get_trial_number_from_id(self, trial_id: int) -> int:
-        return self._call("get_trial_number_from_id",
-                          lambda: self._inner.get_trial_number_from_id(trial_id))
-
-    def get_trial_param(self, trial_id: int, param_name: str) -> float:
-        return self._call("get_trial_param",
-                          lambda: self._inner.get_trial_param(trial_id, param_name))
-
-    def set_trial_intermediate_value(self, trial_id: int, step: int,
-                                     intermediate_value: float) -> None:
-        self._call("set_trial_intermediate_value", lambda: self._inner.set_trial_intermediate_value(
-            trial_id, step, intermediate_value))
-
-    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
-        self._call("set_trial_user_attr",
-                   lambda: self._inner.set_trial_user_attr(trial_id, key, value))
-
-    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
-        self._call("set_trial_system_attr",
-                   lambda: self._inner.set_trial_system_attr(trial_id, key, value))
-
-    def get_trial(self, trial_id: int) -> FrozenTrial:
-        return self._call("get_trial", lambda: self._inner.get_trial(trial_id))
-
-    def get_all_trials(self, study_id: int, deepcopy: bool = True,
-                       states: Container[TrialState] | None = None) -> list[FrozenTrial]:
-        return self._call("get_all_trials",
-                          lambda: self._inner.get_all_trials(study_id, deepcopy, states))
-
-    def get_n_trials(self, study_id: int,
-                     state: tuple[TrialState, ...] | TrialState | None = None) -> int:
-        return self._call("get_n_trials", lambda: self._inner.get_n_trials(study_id, state))
-
-    def get_best_trial(self, study_id: int) -> FrozenTrial:
-        return self._call("get_best_trial", lambda: self._inner.get_best_trial(study_id))
+    # Reads and upserts are plain delegations, retried either way: see _RETRIED below.
 
     def remove_session(self) -> None:
         self._rdb.remove_session()  # _CachedStorage does not pass it on
@@ -412,8 +371,36 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
         self._call("record_heartbeat", lambda: self._heartbeat.record_heartbeat(trial_id))
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        return self._call("_get_stale_trial_ids",
-                          lambda: self._heartbeat._get_stale_trial_ids(study_id))
+        """Optuna's stale trials, plus RUNNING ones that never had a heartbeat (see below)."""
+        stale = self._call(
+            "_get_stale_trial_ids", lambda: self._heartbeat._get_stale_trial_ids(study_id)
+        )
+        return stale + [t for t in self._never_beaten(study_id) if t not in stale]
+
+    def _never_beaten(self, study_id: int) -> list[int]:
+        """RUNNING trials seen without any heartbeat for a whole grace period.
+
+        Optuna skips a RUNNING trial that has no heartbeat row yet, so a worker killed between
+        creating a trial (or taking a WAITING one) and its first heartbeat, a few milliseconds,
+        leaves a trial that is never failed, and a study that never reaches its budget. Its
+        first heartbeat normally follows at once; this process remembers when it first saw
+        each trial without one (its own clock: no skew between machines) and reports those
+        still without one after the grace period.
+        """
+        interval = self.get_heartbeat_interval()
+        if interval is None or not isinstance(self._rdb, RDBStorage):
+            return []
+        grace = self._rdb.grace_period or 2 * interval
+        ids = set(
+            self._call("_never_beaten", lambda: _running_without_heartbeat(self._rdb, study_id))
+        )
+        now = time.monotonic()
+        for trial_id in list(self._unbeaten):
+            if trial_id not in ids:
+                del self._unbeaten[trial_id]
+        for trial_id in ids:
+            self._unbeaten.setdefault(trial_id, now)
+        return sorted(t for t, seen in self._unbeaten.items() if now - seen > grace)
 
     def get_heartbeat_interval(self) -> int | None:
         return self._heartbeat.get_heartbeat_interval()
@@ -427,6 +414,48 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
     def _heartbeat(self) -> BaseHeartbeat:
         inner = self._inner
         return inner if isinstance(inner, BaseHeartbeat) else _NO_HEARTBEAT
+
+
+# Calls that are safe to repeat whatever happened to the first try: reads, and writes that are
+# upserts (attributes, intermediate values) or whose duplicate Optuna ignores (parameters).
+_RETRIED = (
+    "set_study_user_attr",
+    "set_study_system_attr",
+    "get_study_id_from_name",
+    "get_study_name_from_id",
+    "get_study_directions",
+    "get_study_user_attrs",
+    "get_study_system_attrs",
+    "get_all_studies",
+    "set_trial_param",
+    "get_trial_id_from_study_id_trial_number",
+    "get_trial_number_from_id",
+    "get_trial_param",
+    "set_trial_intermediate_value",
+    "set_trial_user_attr",
+    "set_trial_system_attr",
+    "get_trial",
+    "get_all_trials",
+    "get_n_trials",
+    "get_best_trial",
+    "get_trial_params",
+    "get_trial_user_attrs",
+    "get_trial_system_attrs",
+)
+
+
+def _retried(name: str) -> Callable[..., Any]:
+    def call(self: ResilientStorage, *args: Any, **kwargs: Any) -> Any:
+        return self._call(name, lambda: getattr(self._inner, name)(*args, **kwargs))
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"The inner storage's ``{name}``, retried across connection outages."
+    return call
+
+
+for _name in _RETRIED:
+    setattr(ResilientStorage, _name, _retried(_name))
+abc.update_abstractmethods(ResilientStorage)
 
 
 class _NoHeartbeat(BaseHeartbeat):
@@ -448,23 +477,41 @@ class _NoHeartbeat(BaseHeartbeat):
 _NO_HEARTBEAT = _NoHeartbeat()
 
 
+def _running_without_heartbeat(rdb: RDBStorage, study_id: int) -> list[int]:
+    from optuna.storages._rdb import models
+
+    query = (
+        sqlalchemy.select(models.TrialModel.trial_id)
+        .outerjoin(
+            models.TrialHeartbeatModel,
+            models.TrialHeartbeatModel.trial_id == models.TrialModel.trial_id,
+        )
+        .where(
+            models.TrialModel.study_id == study_id,
+            models.TrialModel.state == TrialState.RUNNING,
+            models.TrialHeartbeatModel.trial_id.is_(None),
+        )
+    )
+    with rdb.engine.connect() as conn:
+        return list(conn.execute(query).scalars())
+
+
 def _with_token(template: FrozenTrial | None, token: str) -> FrozenTrial:
     """``template`` (or a new RUNNING trial, as Optuna makes one) carrying ``token``."""
     if template is None:
         return FrozenTrial(
-            number=-1, state=TrialState.RUNNING, value=None,
-            datetime_start=datetime.datetime.now(), datetime_complete=None, params={},
-            distributions={}, user_attrs={}, system_attrs={CREATE_TOKEN_ATTR: token},
-            intermediate_values={}, trial_id=-1,
+            number=-1,
+            state=TrialState.RUNNING,
+            value=None,
+            datetime_start=datetime.datetime.now(),
+            datetime_complete=None,
+            params={},
+            distributions={},
+            user_attrs={},
+            system_attrs={CREATE_TOKEN_ATTR: token},
+            intermediate_values={},
+            trial_id=-1,
         )
     out = copy.copy(template)  # a retry's template carries its original's token: replace it
     out._system_attrs = {**template.system_attrs, CREATE_TOKEN_ATTR: token}
     return out
-
-
-def _reason(error: BaseException) -> str:
-    """The driver's one-line message, without a password."""
-    e: BaseException = error
-    while (inner := getattr(e, "orig", None) or e.__cause__) is not None and inner is not e:
-        e = inner
-    return redact(" ".join(str(e).split()))[:200]

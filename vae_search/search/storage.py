@@ -10,8 +10,9 @@ storage proxy; it has no heartbeats).
 SQLite: a 60 s busy timeout and WAL journal mode (set once on the file; WAL is persistent). Fine
 for a few workers on one machine, never on NFS. PostgreSQL: ``pool_pre_ping``, a 10 s connect
 timeout and a pool of ``pool_size`` + 1 overflow connections, so one worker process holds at most
-``pool_size + 1`` (default 2: the trial loop and the heartbeat thread); N workers need
-``N * (pool_size + 1)`` below the server's ``max_connections`` (100 by default, a few reserved).
+``pool_size + 1`` (default 2: the trial loop and the heartbeat thread), plus one short-lived
+connection while it holds the budget lock: N workers need up to ``3 N`` below the server's
+``max_connections`` (100 by default, a few reserved).
 
 Every error is one :class:`StorageError` line, and no message this module raises or logs shows a
 password: URLs go through :func:`redact`.

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.storages._heartbeat import is_heartbeat_enabled
 
 from vae_search.dashboard import refresh_study_figures
 from vae_search.errors import TrainingError
@@ -27,6 +28,7 @@ from vae_search.search import budget
 from vae_search.search.checkpoints import artifact_store, resolve_artifact_dir
 from vae_search.search.objective import Objective
 from vae_search.search.pruner import build_pruner
+from vae_search.search.resilient import resilient
 from vae_search.search.spec import StudySpec, build_sampler
 from vae_search.search.storage import create_or_load_study, open_storage, resolve_url
 from vae_search.search.timing import ENV_VAR as TIMING_ENV
@@ -109,12 +111,12 @@ def open_study(
     """
     url = resolve_url(storage_url)
     st = spec.storage
-    storage = open_storage(
+    storage = resilient(open_storage(
         url,
         heartbeat_interval=st.heartbeat_interval,
         grace_period=st.grace_period,
         max_retry=st.max_retry,
-    )
+    ))
     if timers is not None:
         timers.append(instrument(storage))
     study = create_or_load_study(
@@ -174,8 +176,8 @@ def _run(study: optuna.Study, url: str, spec: StudySpec, opts: WorkerOptions, st
             left, running = budget.remaining(study, spec.n_trials)
             if left is not None and left <= 0:
                 lock.release()
-                if running == 0:
-                    break
+                if running == 0 or not is_heartbeat_enabled(study._storage):
+                    break  # without heartbeats (gRPC proxy) a dead worker's trial never ends
                 time.sleep(opts.poll_seconds)  # running trials may still fail and come back
                 continue
             study.optimize(objective, n_trials=1, gc_after_trial=False)
