@@ -319,3 +319,10 @@ def test_missing_and_malformed_files_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=rf"^{bad}: malformed YAML"):
         StudySpec.from_file(bad)
     assert _error(tmp_path, ["not", "a", "mapping"])
+
+
+def test_iwae_objective_needs_iwae_samples() -> None:
+    with pytest.raises(ConfigError, match="run.eval.iwae_samples: objective nll_iwae needs at least 1"):
+        StudySpec.from_dict({"study": "x", "run": {"eval": {"iwae_samples": 0}}}, source="s.yaml")
+    # the -ELBO objective does not need the IWAE estimate
+    StudySpec.from_dict({"study": "x", "objective": "elbo", "run": {"eval": {"iwae_samples": 0}}})

@@ -170,6 +170,9 @@ class StudySpec:
         perf, _ = from_dict(PerformanceSpec, perf_raw, "pruner.performance")
         if perf is not None:
             problems += _pruner_problems(perf, run.epochs if run is not None else 1)
+        if run is not None and raw.get("objective", "nll_iwae") == "nll_iwae" and run.eval.iwae_samples < 1:
+            problems.append("run.eval.iwae_samples: objective nll_iwae needs at least 1 sample "
+                            "(set it, or use objective: elbo)")
         if spec is not None and run is not None:
             spec.source, spec.params, spec._base = source, params, run
         if spec is None or problems:
