@@ -60,13 +60,14 @@ def run(spec, params: list[dict], url: str, art: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=24)
+    ap.add_argument("--epochs", type=int, default=10, help="epochs per trial (the spec's run.epochs)")
     ap.add_argument("--json")
     args = ap.parse_args()
     quiet()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         base = SPECS / "collapse_prone.yaml"
-        plain = spec_with(base, tmp, study="no-pruner", n_trials=args.trials,
+        plain = spec_with(base, tmp, study="no-pruner", n_trials=args.trials, run={"epochs": args.epochs},
                           pruner={"collapse": {"enabled": False}, "constraint": False})
         params = sample_params(plain, args.trials)
         url = f"sqlite:///{tmp / 'bench.db'}"
@@ -75,7 +76,7 @@ def main() -> None:
             collapse = {"warmup_epochs": warmup, "patience": patience, "min_active_units": 1,
                         "min_active_fraction": fraction}
             spec = spec_with(base, tmp, study=f"collapse-w{warmup}-p{patience}-f{fraction}",
-                             n_trials=args.trials, pruner={"collapse": collapse})
+                             n_trials=args.trials, run={"epochs": args.epochs}, pruner={"collapse": collapse})
             row = {**collapse, **run(spec, params, url, str(tmp / "a"))}
             row["epochs_saved"] = round(1 - row["epochs"] / res["without"]["epochs"], 3)
             row["same_best_trial"] = row["best_trial"] == res["without"]["best_trial"]
