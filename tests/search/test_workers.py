@@ -49,7 +49,8 @@ def write_spec(
             "performance": {"kind": "none"},
             "constraint": True,
         },
-        "storage": {"heartbeat_interval": heartbeat, "grace_period": grace, "max_retry": 2},
+        "storage": {"heartbeat_interval": heartbeat, "grace_period": grace, "max_retry": 2,
+                    "checkpoint_interval": 0},
         "run": {
             "data": {"name": "shapes", "size": size, "image_size": 16},
             "model": {"hidden": [32]},

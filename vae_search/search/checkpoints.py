@@ -1,7 +1,9 @@
 """Per-epoch checkpoints of a trial in Optuna's artifact store, so a retried trial resumes.
 
-The pattern of optuna-examples ``pytorch/pytorch_checkpoint.py``: after every epoch the run's
-state is uploaded as an artifact and its id kept in the trial's user attribute ``checkpoint``.
+The pattern of optuna-examples ``pytorch/pytorch_checkpoint.py``: after an epoch the run's
+state is uploaded as an artifact and its id kept in the trial's user attribute ``checkpoint``
+(after every epoch, or, with the spec's ``storage.checkpoint_interval``, when that many seconds
+have passed since the last checkpoint).
 When a killed worker's trial is failed by the heartbeat and re-created, Optuna copies its user
 attributes to the retry, so the retry finds the last checkpoint of the original and resumes.
 The previous epoch's artifact is removed once the new one is stored.
@@ -16,6 +18,7 @@ import io
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +45,11 @@ def artifact_store(directory: Path) -> FileSystemArtifactStore:
 class TrialCheckpoint:
     """A :class:`vae_search.train.Checkpoint` backed by the artifact store of a live trial."""
 
-    def __init__(self, trial: optuna.Trial, store: FileSystemArtifactStore):
+    def __init__(self, trial: optuna.Trial, store: FileSystemArtifactStore, interval: float = 0.0):
         self.trial = trial
         self.store = store
+        self.interval = interval  # seconds between two checkpoints (0: every epoch)
+        self._last = time.monotonic()
         self._uploaded: set[str] = set()  # artifacts of this trial (a retry inherits others')
 
     def load(self) -> dict[str, Any] | None:
@@ -63,6 +68,9 @@ class TrialCheckpoint:
         return state
 
     def save(self, state: dict[str, Any]) -> None:
+        if time.monotonic() - self._last < self.interval:
+            return  # too soon after the last one: a retry redoes at most `interval` seconds
+        self._last = time.monotonic()
         previous = self.trial.user_attrs.get(CHECKPOINT_ATTR)
         buf = io.BytesIO()
         torch.save(state, buf)

@@ -107,7 +107,10 @@ class Objective:
             log.info("trial %d retries trial %d", trial.number, origin)
         collapse = self.spec.pruner.collapse
         threshold = collapse.threshold(cfg.model.latent_dim)
-        checkpoint = TrialCheckpoint(trial, self.store) if self.store is not None else None
+        checkpoint = (
+            TrialCheckpoint(trial, self.store, self.spec.storage.checkpoint_interval)
+            if self.store is not None else None
+        )
         history: dict[str, list[Any]] = {k: [] for k in HISTORY_KEYS}
         active: list[int] = []
 

@@ -96,14 +96,20 @@ class SamplerSpec:
 @dataclass
 class StorageSpec:
     """Heartbeats of the RDB storage: a trial whose worker stops beating for ``grace_period``
-    seconds is failed and re-queued (at most ``max_retry`` times; null: no limit)."""
+    seconds is failed and re-queued (at most ``max_retry`` times; null: no limit). Its retry
+    resumes from the last epoch checkpoint, written after an epoch when ``checkpoint_interval``
+    seconds have passed since the last one (0: after every epoch); a checkpoint costs three
+    storage writes and a file, which matters for epochs of a second or less."""
 
     heartbeat_interval: int | None = 10
     grace_period: int | None = 30
     max_retry: int | None = 2
+    checkpoint_interval: float = 30.0
 
     def problems(self) -> list[str]:
         out = []
+        if self.checkpoint_interval < 0:
+            out.append(f"checkpoint_interval: must be >= 0 seconds, got {self.checkpoint_interval}")
         if self.heartbeat_interval is not None and self.heartbeat_interval < 1:
             out.append(f"heartbeat_interval: must be >= 1 or null, got {self.heartbeat_interval}")
         elif self.heartbeat_interval and self.grace_period is not None:
