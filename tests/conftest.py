@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from vae_search.config import RunConfig
+
+PG_ENV = "VAE_SEARCH_TEST_POSTGRES_URL"
+PG_SKIP = f"set {PG_ENV}=postgresql+psycopg://user@host:5432/db to run the PostgreSQL tests"
+
+
+@pytest.fixture
+def pg_url() -> str:
+    """The PostgreSQL URL under test, or skip naming the variable that turns the tests on."""
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(PG_SKIP)
+    return url
 
 
 def small_config(**over) -> RunConfig:

@@ -8,6 +8,7 @@ import os
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import PG_ENV, PG_SKIP
 from tests.search.test_workers import write_spec
 from vae_search.cli import main
 from vae_search.search.spec import StudySpec
@@ -87,9 +88,9 @@ def _pg(user: str, db: str) -> str:
     """A URL on the test PostgreSQL server with another user/database (skip without one)."""
     from sqlalchemy.engine import make_url
 
-    base = os.environ.get("VAE_SEARCH_TEST_POSTGRES_URL")
+    base = os.environ.get(PG_ENV)
     if not base:
-        pytest.skip("set VAE_SEARCH_TEST_POSTGRES_URL=postgresql+psycopg://user@host:5432/db to run the PostgreSQL tests")
+        pytest.skip(PG_SKIP)
     u = make_url(base)
     return f"postgresql+psycopg://{user}@{u.host}:{u.port or 5432}/{db}"
 

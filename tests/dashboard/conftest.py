@@ -1,17 +1,13 @@
 """A small finished study, built once by the real worker in-process, with its pictures.
 
 Three enqueued trials on generated shapes: two that keep their latent units (standard and
-mixture prior) and one whose huge β collapses it (pruned for collapse). Until the objective
-calls ``publish_trial`` and the worker ``refresh_study_figures`` themselves, the fixture wires
-them in: it subclasses the objective (pictures of a completed trial where the objective uploads
-its own, the pruned/failed ones where the trial ends) and refreshes the figures afterwards.
+mixture prior) and one whose huge β collapses it (pruned for collapse). The objective publishes
+the pictures and notes and the worker refreshes the study figures, exactly as in a real study.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
-import math
 import socket
 import subprocess
 import sys
@@ -27,11 +23,6 @@ import optuna
 import pytest
 import yaml
 
-import vae_search.search.objective as objective_module
-import vae_search.search.worker as worker_module
-from vae_search.config import RunConfig
-from vae_search.dashboard.publish import publish_trial
-from vae_search.dashboard.study_figures import refresh_study_figures
 from vae_search.search.spec import StudySpec
 from vae_search.search.worker import WorkerOptions, open_study, run_worker
 
@@ -88,60 +79,6 @@ def spec_dict() -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="session", autouse=True)
-def dashboard_commands() -> None:
-    """``vae-search dashboard`` and ``report`` in the CLI (until vae_search.cli registers them)."""
-    from vae_search.cli import main
-    from vae_search.cli.dashboard_commands import COMMANDS
-
-    for c in COMMANDS:
-        main.add_command(c)
-
-
-def wired(module: Any, name: str) -> bool:
-    """True once the search layer calls ``name`` itself."""
-    return name in inspect.getsource(module)
-
-
-class PublishingObjective(objective_module.Objective):
-    """The objective with ``publish_trial`` wired in, for as long as it is not wired for real."""
-
-    def _upload_pictures(self, trial: optuna.Trial, result: Any) -> None:
-        publish_trial(
-            trial,
-            self.store,
-            config=result.config,
-            history=trial.user_attrs.get("history") or {},
-            model=result.model,
-            data=self.data_for(result.config),
-            outcome="complete",
-            detail={},
-        )
-
-    def _publish_end(self, trial: optuna.Trial, outcome: str) -> None:
-        cfg = RunConfig.from_dict(trial.user_attrs["config"])
-        publish_trial(
-            trial,
-            self.store,
-            config=cfg,
-            history=trial.user_attrs.get("history") or {},
-            model=None,
-            data=None,
-            outcome=outcome,
-            detail={},
-        )
-
-    def __call__(self, trial: optuna.Trial) -> float:
-        try:
-            value = super().__call__(trial)
-        except optuna.TrialPruned:
-            self._publish_end(trial, "pruned")
-            raise
-        if math.isnan(value):
-            self._publish_end(trial, "failed")
-        return value
-
-
 @dataclass
 class FinishedStudy:
     url: str
@@ -166,26 +103,11 @@ def finished_study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Finishe
     for params in (GOOD, COLLAPSING, MIXTURE):
         study.enqueue_trial(params)
     opts = WorkerOptions(storage=url, artifact_dir=str(root / "artifacts"), threads=1)
-    with pytest.MonkeyPatch.context() as mp:
-        if not wired(objective_module, "publish_trial"):
-            mp.setattr(worker_module, "Objective", PublishingObjective)
-        run_worker(spec, opts)
-    done = FinishedStudy(url=url, artifact_dir=root / "artifacts", name=STUDY, root=root)
-    if not wired(worker_module, "refresh_study_figures"):
-        refresh_study_figures(done.load())
-    yield done
+    run_worker(spec, opts)
+    yield FinishedStudy(url=url, artifact_dir=root / "artifacts", name=STUDY, root=root)
 
 
-# the CLI with the dashboard commands registered (a no-op once vae_search.cli registers them)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-CLI_SCRIPT = (
-    "import sys\n"
-    "from vae_search.cli import main\n"
-    "from vae_search.cli.dashboard_commands import COMMANDS\n"
-    "for c in COMMANDS:\n"
-    "    main.add_command(c)\n"
-    "sys.exit(main())\n"
-)
 
 
 def free_port() -> int:
@@ -217,8 +139,8 @@ def dashboard(finished_study: FinishedStudy) -> Iterator[Dashboard]:
     log = open(finished_study.root / "dashboard.log", "w+")  # noqa: SIM115 - closed below
     cmd = [
         sys.executable,
-        "-c",
-        CLI_SCRIPT,
+        "-m",
+        "vae_search",
         "dashboard",
         "--storage",
         finished_study.url,

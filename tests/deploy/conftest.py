@@ -23,20 +23,11 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
-PG_ENV = "VAE_SEARCH_TEST_POSTGRES_URL"
-PG_SKIP = f"set {PG_ENV}=postgresql+psycopg://user@host:5432/db to run the PostgreSQL tests"
+from tests.conftest import PG_ENV  # the pg_url fixture lives there too
+
 RESTART_ENV = "VAE_SEARCH_TEST_PG_RESTART"
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-@pytest.fixture
-def pg_url() -> str:
-    """The PostgreSQL URL under test, or skip."""
-    url = os.environ.get(PG_ENV)
-    if not url:
-        pytest.skip(PG_SKIP)
-    return url
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -14,19 +13,7 @@ import pytest
 
 from vae_search.search.storage import open_storage
 
-PG_ENV = "VAE_SEARCH_TEST_POSTGRES_URL"
-PG_SKIP = f"set {PG_ENV}=postgresql+psycopg://user@host:5432/db to run the PostgreSQL tests"
-
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-@pytest.fixture
-def pg_url() -> str:
-    """The PostgreSQL URL under test, or skip."""
-    url = os.environ.get(PG_ENV)
-    if not url:
-        pytest.skip(PG_SKIP)
-    return url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
