@@ -138,3 +138,27 @@ def test_the_artifact_listing_skips_entries_deleted_in_the_dashboard(tmp_path):
     metas = trial_artifacts(study._storage, trial._trial_id, mimetype_prefix="image/")
     # the live artifact is listed, the deleted one skipped (optuna's own listing raises here)
     assert [m.filename for m in metas] == ["a.png"]
+
+
+def test_a_note_reads_back_through_the_dashboard_even_over_a_longer_one(tmp_path):
+    from optuna_dashboard import save_note
+
+    from vae_search.dashboard.publish import _save_note
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'n.db'}")
+    study = optuna.create_study(storage=storage)
+    other, trial = study.ask(), study.ask()
+    save_note(other, "another trial's note")
+    # someone wrote a long note on the running trial in the dashboard (three chunks) ...
+    save_note(trial, "edited in the dashboard " * 200)
+    # ... then the trial ends and its note is written: the dashboard reads exactly that one
+    _save_note(trial, "## Trial 1\nshort")
+    assert get_note(trial) == "## Trial 1\nshort"
+    assert get_note(other) == "another trial's note"
+    # the version moved on, so the dashboard's next edit (version + 1) is accepted
+    from optuna_dashboard._note import get_note_from_system_attrs
+
+    attrs = storage.get_study_system_attrs(study._study_id)
+    assert get_note_from_system_attrs(attrs, trial._trial_id)["version"] == 2
+    _save_note(other, "x" * 5000)  # longer than the old one: all its chunks are read back
+    assert get_note(other) == "x" * 5000

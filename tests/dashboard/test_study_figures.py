@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import optuna
@@ -17,6 +18,7 @@ from vae_search.dashboard.study_figures import (
     collapse_map,
     refresh_study_figures,
     setting,
+    study_figures,
     trial_points,
 )
 
@@ -82,3 +84,36 @@ def test_refresh_never_raises(caplog):
         refresh_study_figures(study)  # an in-memory study: no RDB; must not raise
     refresh_study_figures(None)  # type: ignore[arg-type]
     assert any("figures" in r.getMessage() for r in caplog.records)
+
+
+def test_refresh_is_shared_by_the_workers_of_a_study(tmp_path):
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 's.db'}")
+    study = optuna.create_study(study_name="s", storage=storage)
+    dist = {"schedule.beta": FloatDistribution(0.1, 10)}
+
+    def finish_one() -> None:
+        config = {"model": {"latent_dim": 4}, "prior": {"kind": "standard"},
+                  "schedule": {"kind": "linear", "rate": 0.5}}
+        study.add_trial(create_trial(state=TrialState.COMPLETE, value=1.0,
+                                     params={"schedule.beta": 1.0}, distributions=dist,
+                                     user_attrs={"config": config, "latent_dim": 4,
+                                                 "final": {"active_units": 2}}))
+
+    finish_one()
+    assert refresh_study_figures(study, every=3600)  # never stored: refreshed
+    finish_one()
+    # another worker (a second Study object on the same database) refreshed a moment ago
+    other = optuna.load_study(study_name="s", storage=storage)
+    assert not refresh_study_figures(other, every=3600)
+    # with no new finished trial there is nothing to redraw, however long ago the last refresh
+    assert refresh_study_figures(other, every=0)
+    assert not refresh_study_figures(study, every=0)
+    finish_one()
+    assert refresh_study_figures(study, every=0)
+    stored = get_plotly_graph_objects(storage.get_study_system_attrs(study._study_id))
+    # what the dashboard reads back is the figure of all three trials, chunk for chunk
+    for graph_id, fig in study_figures(study).items():
+        assert json.loads(stored[graph_id]) == json.loads(fig.to_json())
+    markers = [x for tr in json.loads(stored[COLLAPSE_MAP_ID])["data"] if tr.get("xaxis", "x") == "x"
+               for x in tr["x"] if x is not None]
+    assert markers == [4, 4, 4]  # three trials, at latent size 4

@@ -22,8 +22,10 @@ def make_study() -> optuna.Study:
                                  user_attrs={**attrs, "active_units": [0, 0], "final": {"active_units": 0}}))
     study.add_trial(create_trial(state=TrialState.PRUNED, params={"schedule.beta": 5.0}, distributions=dist,
                                  user_attrs={**attrs, "active_units": [0, 0], "prune_reason": "collapse"}))
+    # running, at epoch 3: its reports are per epoch, its attributes written at epoch 1 so far
     study.add_trial(create_trial(state=TrialState.RUNNING, params={"schedule.beta": 2.0}, distributions=dist,
-                                 user_attrs={**attrs, "active_units": [3, 3, 2]}))
+                                 intermediate_values={1: 90.0, 2: 80.0, 3: 75.0},
+                                 user_attrs={**attrs, "active_units": [3]}))
     return study
 
 

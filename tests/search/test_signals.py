@@ -25,7 +25,7 @@ def wait_for_epoch(url: str, name: str, epoch: int, proc, timeout: float = 120):
             running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         except KeyError:
             running = []
-        if running and len(running[0].user_attrs.get("active_units", [])) >= epoch:
+        if running and len(running[0].intermediate_values) >= epoch:
             return running[0]
         if proc.poll() is not None:
             pytest.fail("worker exited early: " + proc.communicate()[0])

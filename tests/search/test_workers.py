@@ -113,6 +113,9 @@ def test_concurrent_workers_finish_exactly_the_budget(storage_url, study_name, t
     for t in trials:
         assert t.user_attrs["config"]["model"]["latent_dim"] == t.params["model.latent_dim"]
         assert len(t.user_attrs["active_units"]) == len(t.intermediate_values)
+        # the history is written at the end of the trial (history_interval) and complete: its
+        # -ELBO column is what the trial reported epoch by epoch
+        assert t.user_attrs["history"]["elbo"] == [t.intermediate_values[e] for e in sorted(t.intermediate_values)]
     # the storage is plain Optuna: its own CLI reads it
     env = dict(os.environ)
     optuna_cli = Path(sys.executable).with_name("optuna")
@@ -136,23 +139,19 @@ def test_concurrent_workers_finish_exactly_the_budget(storage_url, study_name, t
     assert res.stdout.count('"number"') == 7
 
 
-def test_killed_worker_trial_is_retried_and_resumes_from_its_checkpoint(
-    storage_url, study_name, tmp_path
-):
-    spec = write_spec(
-        tmp_path / "s.yaml", study_name, n_trials=1, epochs=8, size=6000, heartbeat=1, grace=3
-    )
-    victim = start_worker(spec, storage_url, 0, tmp_path / "artifacts")
+def kill_mid_trial(spec: Path, url: str, name: str, artifacts: Path) -> optuna.trial.FrozenTrial:
+    """Start a worker, SIGKILL it once its trial has a checkpoint past epoch 2; return the trial."""
+    victim = start_worker(spec, url, 0, artifacts)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
-            study = load(storage_url, study_name)
+            study = load(url, name)
             running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         except KeyError:
             running = []
         if (
             running
-            and len(running[0].user_attrs.get("active_units", [])) >= 2
+            and len(running[0].intermediate_values) >= 2
             and "checkpoint" in running[0].user_attrs
         ):
             break
@@ -162,8 +161,17 @@ def test_killed_worker_trial_is_retried_and_resumes_from_its_checkpoint(
         pytest.fail("the first worker never reached epoch 2: " + victim.communicate()[0])
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    original = running[0]
-    assert load(storage_url, study_name).trials[original.number].state == TrialState.RUNNING
+    assert load(url, name).trials[running[0].number].state == TrialState.RUNNING
+    return running[0]
+
+
+def test_killed_worker_trial_is_retried_and_resumes_from_its_checkpoint(
+    storage_url, study_name, tmp_path
+):
+    spec = write_spec(
+        tmp_path / "s.yaml", study_name, n_trials=1, epochs=8, size=6000, heartbeat=1, grace=3
+    )
+    original = kill_mid_trial(spec, storage_url, study_name, tmp_path / "artifacts")
 
     rescuer = start_worker(spec, storage_url, 1, tmp_path / "artifacts")
     out = rescuer.communicate(timeout=300)[0]
@@ -180,6 +188,48 @@ def test_killed_worker_trial_is_retried_and_resumes_from_its_checkpoint(
     assert retry.user_attrs["resumed_from_epoch"] >= 2
     assert "resumed from the checkpoint" in out
     assert len(retry.user_attrs["active_units"]) == 8
+
+
+# a worker that fails a stale trial and is killed before it enqueues the retry
+SWEEP_THEN_DIE = """
+import os, signal, sys
+import optuna
+from vae_search.search.spec import StudySpec
+from vae_search.search.stale import fail_stale_trials
+from vae_search.search.worker import open_study
+
+study, _ = open_study(StudySpec.from_file(sys.argv[1]), sys.argv[2])
+optuna.Study.add_trial = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+fail_stale_trials(study)
+"""
+
+
+def test_a_retry_lost_between_fail_and_enqueue_is_recovered(storage_url, study_name, tmp_path):
+    spec = write_spec(
+        tmp_path / "s.yaml", study_name, n_trials=1, epochs=6, size=6000, heartbeat=1, grace=3
+    )
+    original = kill_mid_trial(spec, storage_url, study_name, tmp_path / "artifacts")
+    time.sleep(4)  # past the grace period: the trial is stale
+    sweeper = subprocess.run(
+        [sys.executable, "-c", SWEEP_THEN_DIE, str(spec), storage_url],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert sweeper.returncode == -signal.SIGKILL, sweeper.stderr
+    trials = load(storage_url, study_name).trials
+    # Optuna's two steps were cut in the middle: the trial failed, no retry was enqueued
+    assert [t.state for t in trials] == [TrialState.FAIL]
+
+    rescuer = start_worker(spec, storage_url, 1, tmp_path / "artifacts")
+    out = rescuer.communicate(timeout=300)[0]
+    assert rescuer.returncode == 0, out
+    trials = load(storage_url, study_name).trials
+    # the next worker's sweep found the failed trial without a retry and enqueued one, which
+    # resumed from the killed trial's checkpoint; the budget of one trial was met exactly
+    assert trials[original.number].state == TrialState.FAIL
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == original.number]
+    assert len(retry) == 1 and len(trials) == 2
+    assert retry[0].state == TrialState.COMPLETE and retry[0].params == original.params
+    assert retry[0].user_attrs["resumed_from_epoch"] >= 2
 
 
 def test_export_then_train_reproduces_the_trial(tmp_path):

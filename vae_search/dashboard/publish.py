@@ -185,6 +185,26 @@ def _upload(
 
 
 def _save_note(trial: optuna.Trial, body: str) -> None:
-    from optuna_dashboard import save_note
+    """``optuna_dashboard.save_note`` with one read of the study's system attributes, not two.
 
-    save_note(trial, body)
+    Notes live in the study's system attributes, so each read returns every note of the study:
+    on PostgreSQL about 36 ms at 1,000 trials, and ``save_note`` reads twice (the version, then
+    the chunks to clear). Here one read gives both; the keys are the dashboard's own.
+    """
+    try:
+        from optuna_dashboard._note import note_str_key_prefix, note_ver_key, split_body
+    except ImportError:  # the dashboard's layout moved: its public call still works
+        from optuna_dashboard import save_note
+
+        save_note(trial, body)
+        return
+    storage, study_id, trial_id = trial.storage, trial.study._study_id, trial._trial_id
+    attrs = storage.get_study_system_attrs(study_id)
+    prefix = note_str_key_prefix(trial_id)
+    old_chunks = sum(k.startswith(prefix) for k in attrs)
+    storage.set_study_system_attr(study_id, note_ver_key(trial_id), attrs.get(note_ver_key(trial_id), 0) + 1)
+    chunks = split_body(body, trial_id)
+    for k, v in chunks.items():
+        storage.set_study_system_attr(study_id, k, v)
+    for i in range(len(chunks), old_chunks):  # a longer earlier note (edited in the dashboard)
+        storage.set_study_system_attr(study_id, f"{prefix}{i}", "")

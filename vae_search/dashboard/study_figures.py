@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,11 +26,27 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COLLAPSE_MAP_ID = "collapse-map"
+REFRESHED_ATTR = "vae_search:figures"  # study system attr: when, and with how many finished trials
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 ACTIVE_VS_OBJECTIVE_ID = "active-units-vs-objective"
 SYMBOLS = {"standard": "circle", "mog": "square", "vamp": "diamond"}
 # inferno, as in the KL heatmaps: 0 (no active unit) is black
 COLORSCALE = "Inferno"
 OUTLINE = {"collapse": "#d62728", "performance": "#7f7f7f"}
+# The look of plotly's default template in a few keys: the full template is ~6 KB of JSON per
+# figure, and optuna-dashboard stores a figure as study attributes in 2 KB chunks, one storage
+# write each, every time a worker refreshes it.
+_AXIS = {"gridcolor": "white", "linecolor": "white", "zerolinecolor": "white", "automargin": True}
+TEMPLATE = {
+    "layout": {
+        "font": {"color": "#2a3f5f"},
+        "paper_bgcolor": "white",
+        "hovermode": "closest",
+        "title": {"x": 0.05},
+        "xaxis": _AXIS,
+        "yaxis": _AXIS,
+    }
+}
 
 
 @dataclass
@@ -220,6 +237,7 @@ def collapse_map(points: list[TrialPoint], title: str = "") -> go.Figure:
         margin={"t": 80, "l": 60, "r": 20, "b": 110},
         plot_bgcolor="#f4f4f4",
     )
+    fig.layout.template = TEMPLATE  # assigned, not updated: an update merges into the default
     if not usable:
         fig.add_annotation(
             text="no finished trial yet", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper"
@@ -263,6 +281,7 @@ def active_vs_objective(points: list[TrialPoint], objective: str = "objective va
         showlegend=True,
         plot_bgcolor="#f4f4f4",
     )
+    fig.layout.template = TEMPLATE  # assigned, not updated: an update merges into the default
     if not done:
         fig.add_annotation(
             text="no completed trial yet", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper"
@@ -294,16 +313,49 @@ def study_figures(study: optuna.Study) -> dict[str, go.Figure]:
     }
 
 
-def refresh_study_figures(study: optuna.Study) -> None:
-    """Recompute the study's figures and store them for optuna-dashboard. Never raises."""
-    try:
-        from optuna_dashboard import save_plotly_graph_object
+def refresh_study_figures(study: optuna.Study, every: float | None = None) -> bool:
+    """Recompute the study's figures and store them for optuna-dashboard; return whether it did.
 
+    With ``every`` (seconds), skip the refresh when the stored figures already show every
+    finished trial, or when any worker stored them less than ``every`` seconds ago: with many
+    workers the study's figures are then rewritten about once per ``every`` seconds, not once
+    per worker. Call it under the study lock. Never raises.
+    """
+    try:
+        storage, study_id = study._storage, study._study_id
+        finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+        attrs = storage.get_study_system_attrs(study_id)  # every note too: read it once
+        last = attrs.get(REFRESHED_ATTR) or {}
+        if every is not None and (
+            last.get("finished") == finished or time.time() - last.get("at", 0.0) < every
+        ):
+            return False
         for graph_id, fig in study_figures(study).items():
-            save_plotly_graph_object(study, fig, graph_object_id=graph_id)
+            _save_figure(study, attrs, graph_id, fig)
+        storage.set_study_system_attr(study_id, REFRESHED_ATTR, {"at": time.time(), "finished": finished})
+        return True
     except Exception:  # noqa: BLE001 - a figure must never stop a worker
         log.warning(
             "study %s: could not refresh its figures",
             getattr(study, "study_name", study),
             exc_info=True,
         )
+        return False
+
+
+def _save_figure(study: optuna.Study, attrs: dict[str, Any], graph_id: str, fig: go.Figure) -> None:
+    """``optuna_dashboard.save_plotly_graph_object``, with the study's system attributes
+    already read (it reads them all again to find the chunks to clear)."""
+    try:
+        from optuna_dashboard._custom_plot_data import SYSTEM_ATTR_PLOT_DATA, split_plot_data
+    except ImportError:  # the dashboard's layout moved: its public call still works
+        from optuna_dashboard import save_plotly_graph_object
+
+        save_plotly_graph_object(study, fig, graph_object_id=graph_id)
+        return
+    prefix = SYSTEM_ATTR_PLOT_DATA + graph_id + ":"
+    chunks = split_plot_data(fig.to_json(), prefix)
+    for k, v in chunks.items():
+        study._storage.set_study_system_attr(study._study_id, k, v)
+    for i in range(len(chunks), sum(k.startswith(prefix) for k in attrs)):
+        study._storage.set_study_system_attr(study._study_id, f"{prefix}{i}", "")

@@ -11,6 +11,11 @@ User attributes of a trial (what ``status``, ``export`` and the dashboard read):
 - ``latent_dim``; ``active_units``: per-epoch counts (what the collapse pruner reads);
 - ``history``: per-epoch ``beta``, ``elbo``, ``recon``, ``kl``, ``mutual_info``, ``kl_per_dim``,
   ``seconds``;
+- both complete when the trial has ended, and written at most every
+  ``storage.history_interval`` seconds while it runs: each write is a storage round trip, and
+  with short epochs they add up (see the storage benchmark in the README). The pruners see
+  every epoch at once (:meth:`TrialHistory.pruner_view`); a running trial's epoch count is
+  its number of reported values;
 - ``final``: the final figures (``nll_iwae``, ``iwae_samples``, ``active_units``, ...);
 - ``prune_reason`` (``collapse`` or ``performance``), ``pruned_epoch``, ``pruned_active_units``;
 - ``fail_reason`` for a run that failed (a non-finite loss names its epoch and step);
@@ -21,8 +26,10 @@ User attributes of a trial (what ``status``, ``export`` and the dashboard read):
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -46,9 +53,45 @@ log = logging.getLogger(__name__)
 HISTORY_KEYS = ("beta", "elbo", "recon", "kl", "mutual_info", "kl_per_dim", "seconds")
 
 
-def frozen(trial: optuna.Trial) -> FrozenTrial:
-    """The stored state of a live trial (pruners and retry helpers want a FrozenTrial)."""
-    return trial.study._storage.get_trial(trial._trial_id)
+class TrialHistory:
+    """A live trial's per-epoch record: the ``active_units`` and ``history`` user attributes.
+
+    Both are written at most every ``interval`` seconds (0: every epoch) and by :meth:`save`
+    when the trial ends. The pruners do not wait for the write: :meth:`pruner_view` is the
+    trial as ``Trial.should_prune`` hands it to the pruner, with the active units up to the
+    last epoch.
+    """
+
+    def __init__(self, trial: optuna.Trial, interval: float = 0.0):
+        self.trial = trial
+        self.interval = interval
+        self.values: dict[str, list[Any]] = {k: [] for k in HISTORY_KEYS}
+        self.active_units: list[int] = []
+        self._saved_at = time.monotonic()
+        self._saved_len = 0
+
+    def append(self, m: EpochMetrics) -> None:
+        self.active_units.append(m.active_units)
+        for k in HISTORY_KEYS:
+            self.values[k].append(getattr(m, k))
+        if time.monotonic() - self._saved_at >= self.interval:
+            self.save()
+
+    def save(self) -> None:
+        """Write both attributes unless the stored ones already hold every epoch."""
+        n = len(self.active_units)
+        if n and n != self._saved_len:
+            self.trial.set_user_attr("active_units", list(self.active_units))
+            self.trial.set_user_attr("history", self.values)
+            self._saved_len = n
+        self._saved_at = time.monotonic()
+
+    def pruner_view(self) -> FrozenTrial:
+        """What ``Trial.should_prune`` passes the pruner (Optuna's in-process copy of the
+        trial: its reports and attributes), with the live ``active_units``."""
+        view = copy.copy(self.trial._get_latest_trial())
+        view.user_attrs = {**view.user_attrs, "active_units": list(self.active_units)}
+        return view
 
 
 class Objective:
@@ -77,6 +120,7 @@ class Objective:
         self.progress = progress
         self._data: dict[str, Any] = {}
         self.interrupted = False  # set when a trial was stopped by a second signal
+        self.failed_streak: list[tuple[int, str]] = []  # (trial, reason) since the last success
 
     def data_for(self, cfg: RunConfig) -> Any:
         """Load each distinct dataset once per worker process."""
@@ -101,7 +145,8 @@ class Objective:
         trial.set_user_attr("latent_dim", cfg.model.latent_dim)
         with warnings.catch_warnings():  # "experimental" since Optuna 2.8
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            origin = RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen(trial))
+            # the trial as Optuna keeps it in process; its system attrs are read on first use
+            origin = RetryHeartbeatStaleTrialCallback.retried_trial_number(trial._get_latest_trial())
         if origin is not None:
             trial.set_user_attr("retry_of", origin)
             log.info("trial %d retries trial %d", trial.number, origin)
@@ -111,25 +156,21 @@ class Objective:
             TrialCheckpoint(trial, self.store, self.spec.storage.checkpoint_interval)
             if self.store is not None else None
         )
-        history: dict[str, list[Any]] = {k: [] for k in HISTORY_KEYS}
-        active: list[int] = []
+        history = TrialHistory(trial, self.spec.storage.history_interval)
 
         def on_epoch(m: EpochMetrics) -> None:
-            active.append(m.active_units)
-            for k in HISTORY_KEYS:
-                history[k].append(getattr(m, k))
-            trial.set_user_attr("active_units", list(active))
-            trial.set_user_attr("history", history)
+            history.append(m)
             trial.report(m.elbo, m.epoch)
-            if trial.should_prune():
-                reason = (
-                    prune_reason(trial.study.pruner, trial.study, frozen(trial)) or "performance"
-                )
+            view = history.pruner_view()
+            if trial.study.pruner.prune(trial.study, view):  # Trial.should_prune, live attrs
+                reason = prune_reason(trial.study.pruner, trial.study, view) or "performance"
                 trial.set_user_attr("prune_reason", reason)
                 trial.set_user_attr("pruned_epoch", m.epoch)
                 trial.set_user_attr("pruned_active_units", m.active_units)
+                history.save()
+                self.failed_streak.clear()
                 self._constraint(trial, m.active_units, threshold)
-                self._publish(trial, cfg, history, "pruned", {
+                self._publish(trial, cfg, history.values, "pruned", {
                     "prune_reason": reason, "pruned_epoch": m.epoch,
                     "pruned_active_units": m.active_units,
                 })
@@ -158,24 +199,28 @@ class Objective:
         except KeyboardInterrupt:
             # stop now, lose nothing: a copy waits in the queue with the last checkpoint, and
             # this trial fails quietly (NaN) so the worker can exit without a traceback
+            history.save()
             trial.set_user_attr("fail_reason", f"interrupted; re-queued as trial {requeue(trial)}")
             self.interrupted = True
             return float("nan")
         if result.resumed_from:
             trial.set_user_attr("resumed_from_epoch", result.resumed_from)
         final = result.final
+        history.save()
+        self.failed_streak.clear()
         trial.set_user_attr("final", final)
         self._constraint(trial, final["active_units"], threshold)
         value = final["nll_iwae"] if self.spec.objective == "nll_iwae" else final["elbo"]
-        self._publish(trial, cfg, history, "complete", {"final": final, "value": value}, result)
+        self._publish(trial, cfg, history.values, "complete", {"final": final, "value": value}, result)
         return float(value)
 
-    def _fail(self, trial: optuna.Trial, reason: str, cfg: RunConfig,
-              history: dict[str, list[Any]]) -> float:
+    def _fail(self, trial: optuna.Trial, reason: str, cfg: RunConfig, history: TrialHistory) -> float:
         """Fail the trial (Optuna fails a NaN value) with its reason, without a traceback."""
+        history.save()
         trial.set_user_attr("fail_reason", reason)
+        self.failed_streak.append((trial.number, reason))
         log.warning("trial %d failed: %s", trial.number, reason)
-        self._publish(trial, cfg, history, "failed", {"fail_reason": reason})
+        self._publish(trial, cfg, history.values, "failed", {"fail_reason": reason})
         return float("nan")
 
     def _constraint(self, trial: optuna.Trial, active_units: int, threshold: float) -> None:

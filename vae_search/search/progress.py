@@ -57,7 +57,7 @@ class StudyProgress:
         running = [t for t in trials if t.state == TrialState.RUNNING]
         if running:
             parts.append("running " + ", ".join(
-                f"#{t.number} ep {len(t.user_attrs.get('active_units') or [])}/"
+                f"#{t.number} ep {len(t.intermediate_values)}/"
                 f"{(t.user_attrs.get('config') or {}).get('epochs', '?')}" for t in running[:6]))
         new = len(done) - self._first_done
         if self.n_trials and new > 0:

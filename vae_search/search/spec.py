@@ -99,17 +99,24 @@ class StorageSpec:
     seconds is failed and re-queued (at most ``max_retry`` times; null: no limit). Its retry
     resumes from the last epoch checkpoint, written after an epoch when ``checkpoint_interval``
     seconds have passed since the last one (0: after every epoch); a checkpoint costs three
-    storage writes and a file, which matters for epochs of a second or less."""
+    storage writes and a file, which matters for epochs of a second or less.
+
+    A running trial reports its -ELBO every epoch (the performance pruners compare reports
+    across trials), but writes its per-epoch ``active_units`` and ``history`` user attributes
+    only when ``history_interval`` seconds have passed since the last write, and always when
+    it ends (0: every epoch); the collapse pruner reads the active units in process."""
 
     heartbeat_interval: int | None = 10
     grace_period: int | None = 30
     max_retry: int | None = 2
     checkpoint_interval: float = 30.0
+    history_interval: float = 30.0
 
     def problems(self) -> list[str]:
         out = []
-        if self.checkpoint_interval < 0:
-            out.append(f"checkpoint_interval: must be >= 0 seconds, got {self.checkpoint_interval}")
+        for key in ("checkpoint_interval", "history_interval"):
+            if getattr(self, key) < 0:
+                out.append(f"{key}: must be >= 0 seconds, got {getattr(self, key)}")
         if self.heartbeat_interval is not None and self.heartbeat_interval < 1:
             out.append(f"heartbeat_interval: must be >= 1 or null, got {self.heartbeat_interval}")
         elif self.heartbeat_interval and self.grace_period is not None:

@@ -85,7 +85,7 @@ def summarize(study: optuna.Study) -> StudySummary:
     running = [
         {
             "number": t.number,
-            "epoch": len(t.user_attrs.get("active_units") or []),
+            "epoch": len(t.intermediate_values),  # reported every epoch; the attrs lag
             "epochs": (t.user_attrs.get("config") or {}).get("epochs"),
             "params": t.params,
         }

@@ -14,7 +14,6 @@ import logging
 import os
 import signal
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from vae_search.search.objective import Objective
 from vae_search.search.pruner import build_pruner
 from vae_search.search.resilient import resilient
 from vae_search.search.spec import StudySpec, build_sampler
+from vae_search.search.stale import fail_stale_trials
 from vae_search.search.storage import create_or_load_study, open_storage, resolve_url
 from vae_search.search.timing import ENV_VAR as TIMING_ENV
 from vae_search.search.timing import StorageTimer, instrument
@@ -55,7 +55,8 @@ class WorkerOptions:
         max_consecutive_failures: stop with an error after this many failed trials in a row
             (a spec whose every trial fails would otherwise never reach its budget).
         figures_every: refresh the study's dashboard figures after a trial when this many
-            seconds have passed since this worker last did (and once when it stops).
+            seconds have passed since any worker last did and a trial has finished since
+            (and once when this worker stops).
     """
 
     storage: str | None = None
@@ -67,7 +68,7 @@ class WorkerOptions:
     index: int | None = None
     poll_seconds: float = 2.0
     max_consecutive_failures: int = 5
-    figures_every: float = 10.0
+    figures_every: float = 30.0
 
 
 @dataclass
@@ -170,9 +171,7 @@ def _run(study: optuna.Study, url: str, spec: StudySpec, opts: WorkerOptions, st
             break
         lock.acquire()
         try:
-            with warnings.catch_warnings():  # "experimental" since Optuna 2.9
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(study)
+            fail_stale_trials(study)
             left, running = budget.remaining(study, spec.n_trials)
             if left is not None and left <= 0:
                 lock.release()
@@ -184,36 +183,30 @@ def _run(study: optuna.Study, url: str, spec: StudySpec, opts: WorkerOptions, st
         finally:
             lock.release()
         if time.monotonic() - last_refresh >= opts.figures_every:
-            _refresh_figures(study, lock)
+            _refresh_figures(study, lock, opts.figures_every)
             last_refresh = time.monotonic()
         if objective.interrupted:
             raise KeyboardInterrupt
-        _check_failures(study, result.trials, opts.max_consecutive_failures)
+        _check_failures(objective, opts.max_consecutive_failures)
     if result.trials:
-        _refresh_figures(study, lock)  # the study's figures include this worker's last trial
+        _refresh_figures(study, lock, 0.0)  # the study's figures include this worker's last trial
     log.info("worker %s: ran %d trial(s)", opts.index, len(result.trials))
     return result
 
 
-def _refresh_figures(study: optuna.Study, lock: budget.Lock) -> None:
+def _refresh_figures(study: optuna.Study, lock: budget.Lock, every: float) -> None:
     lock.acquire()  # one worker at a time rewrites the study's figures (saved in chunks)
     try:
-        refresh_study_figures(study)
+        refresh_study_figures(study, every)
     finally:
         lock.release()
 
 
-def _check_failures(study: optuna.Study, trials: list[int], limit: int) -> None:
+def _check_failures(objective: Objective, limit: int) -> None:
     """Raise when this worker's last ``limit`` trials all failed."""
-    if len(trials) < limit:
-        return
-    storage = study._storage
-    last = [
-        storage.get_trial(storage.get_trial_id_from_study_id_trial_number(study._study_id, n))
-        for n in trials[-limit:]
-    ]
-    if all(t.state == optuna.trial.TrialState.FAIL for t in last):
-        reason = last[-1].user_attrs.get("fail_reason", "see the log")
+    streak = objective.failed_streak
+    if len(streak) >= limit:
+        number, reason = streak[-1]
         raise TrainingError(
-            f"{limit} trials in a row failed (last, trial {last[-1].number}: {reason}); fix the spec's run settings"
+            f"{limit} trials in a row failed (last, trial {number}: {reason}); fix the spec's run settings"
         )
