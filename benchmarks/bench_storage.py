@@ -7,7 +7,8 @@ processes, one CPU thread each. Every worker times its storage calls
 trial thread (and on the heartbeat thread), the share of worker time spent in storage, and
 errors (non-zero exits, failed storage calls, tracebacks in the logs).
 
-    python benchmarks/bench_storage.py [--postgres URL] [--workers 1 2 4 8] [--trials 32]
+    python -m benchmarks.bench_storage [--postgres URL] [--no-sqlite] [--workers 1 2 4 8]
+        [--trials 32] [--epochs 2] [--size 1000] [--json FILE]
 """
 
 from __future__ import annotations
@@ -75,13 +76,14 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=32)
     ap.add_argument("--epochs", type=int, default=2, help="epochs per trial (2: storage-heavy)")
     ap.add_argument("--size", type=int, default=1000, help="generated images per trial's dataset")
+    ap.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     ap.add_argument("--json")
     args = ap.parse_args()
     quiet()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        backends = {"sqlite": f"sqlite:///{tmp / 'bench.db'}"}
+        backends = {} if args.no_sqlite else {"sqlite": f"sqlite:///{tmp / 'bench.db'}"}
         if args.postgres:
             backends["postgresql"] = args.postgres
         for backend, url in backends.items():

@@ -178,3 +178,28 @@ def test_the_image_installs_the_package_and_runs_the_cli():
     assert 'ENTRYPOINT ["vae-search"]' in text and "USER vae" in text
     ignored = (ROOT / ".dockerignore").read_text()
     assert "!vae_search/" in ignored and ".venv" not in ignored.replace("*", "")
+
+
+def test_the_image_build_steps_resolve_the_dependencies_and_copy_what_the_package_needs(tmp_path):
+    """What can be run of the Dockerfile without a Docker engine: its requirements script (on
+    pyproject.toml, as the build does) and its COPY list against what the package imports."""
+    import sys
+
+    import tomllib
+
+    text = (ROOT / "Dockerfile").read_text()
+    script = re.search(r"RUN python - <<'EOF' > /tmp/requirements.txt\n(.*?)\nEOF\n", text, re.S).group(1)
+    (tmp_path / "pyproject.toml").write_bytes((ROOT / "pyproject.toml").read_bytes())
+    extras = re.search(r"(?m)^ARG EXTRAS=(.*)$", text).group(1)
+    res = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                         env={**os.environ, "EXTRAS": extras})
+    assert res.returncode == 0, res.stderr
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    expected = project["dependencies"] + [
+        r for e in extras.split(",") for r in project["optional-dependencies"][e]
+    ]
+    assert res.stdout.splitlines() == expected
+    # the package's files reach the image: the build context lets them in and a COPY takes them
+    copied = re.findall(r"(?m)^COPY (\S+)", text)
+    assert {"pyproject.toml", "README.md", "vae_search", "studies"} <= set(copied)
+    assert "grpcio" in res.stdout and "torch" in res.stdout

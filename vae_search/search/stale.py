@@ -5,7 +5,7 @@ then, in a second step, calls the storage's ``RetryHeartbeatStaleTrialCallback``
 its retry. A worker killed between the two steps leaves a failed trial that nobody retries.
 
 Here the two steps are made recoverable: a stale trial is first marked (system attribute
-``vae_search:stale``, written while it is still RUNNING), then failed; and every sweep re-runs
+``vae_search:stale`` = its number, written while it is still RUNNING), then failed; and every sweep re-runs
 the retry callback for each marked failed trial that no trial retries yet (a retry names its
 originals in its ``retry_history`` system attribute). The callback keeps its own ``max_retry``
 limit, so a trial that has used its retries stays failed.
@@ -42,7 +42,9 @@ def fail_stale_trials(study: optuna.Study) -> list[int]:
         return []
     for trial_id in storage._get_stale_trial_ids(study._study_id):
         try:
-            storage.set_trial_system_attr(trial_id, STALE_ATTR, True)
+            # the mark holds the trial's own number: its retry inherits the system attrs,
+            # and must not pass for a stale trial should it fail for a reason of its own
+            storage.set_trial_system_attr(trial_id, STALE_ATTR, storage.get_trial_number_from_id(trial_id))
             storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
         except UpdateFinishedTrialError:
             pass  # its own worker finished it after all, or another worker failed it first
@@ -55,7 +57,7 @@ def fail_stale_trials(study: optuna.Study) -> list[int]:
     orphans = [
         t for t in trials
         if t.state == TrialState.FAIL
-        and t.system_attrs.get(STALE_ATTR)
+        and t.system_attrs.get(STALE_ATTR) == t.number
         and t.number not in retried
         and (limit is None or len(t.system_attrs.get("retry_history", ())) < limit)
     ]
