@@ -140,16 +140,16 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         if self.on_trial_start is not None:
             self.on_trial_start(trial)
-        cfg = self.run_config(trial)
-        trial.set_user_attr("config", cfg.to_dict())
-        trial.set_user_attr("latent_dim", cfg.model.latent_dim)
         with warnings.catch_warnings():  # "experimental" since Optuna 2.8
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             # the trial as Optuna keeps it in process; its system attrs are read on first use
             origin = RetryHeartbeatStaleTrialCallback.retried_trial_number(trial._get_latest_trial())
-        if origin is not None:
+        if origin is not None:  # first: a retry killed early still says what it continues
             trial.set_user_attr("retry_of", origin)
             log.info("trial %d retries trial %d", trial.number, origin)
+        cfg = self.run_config(trial)
+        trial.set_user_attr("config", cfg.to_dict())
+        trial.set_user_attr("latent_dim", cfg.model.latent_dim)
         collapse = self.spec.pruner.collapse
         threshold = collapse.threshold(cfg.model.latent_dim)
         checkpoint = (

@@ -5,10 +5,10 @@ then, in a second step, calls the storage's ``RetryHeartbeatStaleTrialCallback``
 its retry. A worker killed between the two steps leaves a failed trial that nobody retries.
 
 Here the two steps are made recoverable: a stale trial is first marked (system attribute
-``vae_search:stale`` = its number, written while it is still RUNNING), then failed; and every sweep re-runs
-the retry callback for each marked failed trial that no trial retries yet (a retry names its
-originals in its ``retry_history`` system attribute). The callback keeps its own ``max_retry``
-limit, so a trial that has used its retries stays failed.
+``vae_search:stale``, set to its own number while it is still RUNNING), then failed; and every
+sweep re-runs the retry callback for each marked failed trial that no trial retries yet (a
+retry names its originals in its ``retry_history`` system attribute). The callback keeps its
+own ``max_retry`` limit, so a trial that has used its retries stays failed.
 
 Workers call :func:`fail_stale_trials` under the study lock (:mod:`vae_search.search.budget`),
 just before asking for a trial, so two workers never enqueue the same retry. Optuna's own
