@@ -37,6 +37,22 @@ def _error(tmp_path: Path, data: object) -> str:
 
 
 # -- shipped study files --------------------------------------------------------------------
+def test_the_readme_spec_example_is_a_valid_spec(tmp_path: Path) -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = re.search(r"## Study specs.*?```yaml\n(.*?)```", readme, re.S).group(1)
+    path = tmp_path / "readme.yaml"
+    path.write_text(block)
+    spec = StudySpec.from_file(path)
+    # every key it shows is one the spec reads, with the value it shows
+    shown = yaml.safe_load(block)
+    assert spec.n_trials == shown["n_trials"] and list(spec.space) == list(shown["space"])
+    assert {k: getattr(spec.storage, k) for k in shown["storage"]} == shown["storage"]
+    sample_run(FixedTrial({"schedule.beta": 1.0, "schedule.rate": 0.5, "model.latent_dim": 4,
+                           "prior.kind": "mog", "prior.components": 3}), spec)
+
+
 def test_the_four_study_files_ship() -> None:
     assert {p.stem for p in STUDIES} >= {"quickstart", "mnist", "fashion-mnist", "cifar10"}
 
