@@ -172,22 +172,29 @@ def test_killed_worker_trial_is_retried_and_resumes_from_its_checkpoint(
         tmp_path / "s.yaml", study_name, n_trials=1, epochs=8, size=6000, heartbeat=1, grace=3
     )
     original = kill_mid_trial(spec, storage_url, study_name, tmp_path / "artifacts")
-
-    rescuer = start_worker(spec, storage_url, 1, tmp_path / "artifacts")
-    out = rescuer.communicate(timeout=300)[0]
-    assert rescuer.returncode == 0, out
-    trials = load(storage_url, study_name).trials
-    # the killed trial failed after the grace period and was re-created with the same params
-    assert trials[original.number].state == TrialState.FAIL
-    retry = [t for t in trials if t.user_attrs.get("retry_of") == original.number]
-    assert len(retry) == 1
-    retry = retry[0]
-    assert retry.state == TrialState.COMPLETE
-    assert retry.params == original.params
-    # ... and resumed from the killed trial's last checkpoint instead of starting over
-    assert retry.user_attrs["resumed_from_epoch"] >= 2
+    # the killed trial fails after the grace period, is re-created with the same params, and
+    # its retry resumes from the last checkpoint instead of starting over
+    retry, out = rescue(spec, storage_url, study_name, tmp_path / "artifacts", original)
     assert "resumed from the checkpoint" in out
     assert len(retry.user_attrs["active_units"]) == 8
+
+
+def rescue(
+    spec: Path, url: str, name: str, artifacts: Path, original: optuna.trial.FrozenTrial
+) -> tuple[optuna.trial.FrozenTrial, str]:
+    """Run a second worker to the budget; check that ``original`` failed and that its one
+    retry completed, resuming from the checkpoint. Return the retry and the worker's output."""
+    rescuer = start_worker(spec, url, 1, artifacts)
+    out = rescuer.communicate(timeout=300)[0]
+    assert rescuer.returncode == 0, out
+    trials = load(url, name).trials
+    assert trials[original.number].state == TrialState.FAIL
+    retries = [t for t in trials if t.user_attrs.get("retry_of") == original.number]
+    assert len(retries) == 1 and len(trials) == 2  # the budget of one trial, met exactly
+    retry = retries[0]
+    assert retry.state == TrialState.COMPLETE and retry.params == original.params
+    assert retry.user_attrs["resumed_from_epoch"] >= 2
+    return retry, out
 
 
 # a worker that fails a stale trial and is killed before it enqueues the retry
@@ -219,17 +226,8 @@ def test_a_retry_lost_between_fail_and_enqueue_is_recovered(storage_url, study_n
     # Optuna's two steps were cut in the middle: the trial failed, no retry was enqueued
     assert [t.state for t in trials] == [TrialState.FAIL]
 
-    rescuer = start_worker(spec, storage_url, 1, tmp_path / "artifacts")
-    out = rescuer.communicate(timeout=300)[0]
-    assert rescuer.returncode == 0, out
-    trials = load(storage_url, study_name).trials
-    # the next worker's sweep found the failed trial without a retry and enqueued one, which
-    # resumed from the killed trial's checkpoint; the budget of one trial was met exactly
-    assert trials[original.number].state == TrialState.FAIL
-    retry = [t for t in trials if t.user_attrs.get("retry_of") == original.number]
-    assert len(retry) == 1 and len(trials) == 2
-    assert retry[0].state == TrialState.COMPLETE and retry[0].params == original.params
-    assert retry[0].user_attrs["resumed_from_epoch"] >= 2
+    # the next worker's sweep finds the failed trial without a retry and enqueues one
+    rescue(spec, storage_url, study_name, tmp_path / "artifacts", original)
 
 
 def test_export_then_train_reproduces_the_trial(tmp_path):
