@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from pathlib import Path
@@ -31,3 +32,15 @@ def quiet() -> None:
 
 def epochs_run(study: optuna.Study) -> int:
     return sum(len(t.intermediate_values) for t in study.trials)  # one report per epoch run
+
+
+def emit(rows: list[dict], row: dict) -> None:
+    """Keep a result row and print it as one JSON line (results show as they come)."""
+    rows.append(row)
+    print(json.dumps(row), flush=True)
+
+
+def save_rows(path: str | None, rows: list[dict]) -> None:
+    """Write all rows to ``path`` as a JSON list (``--json``; None: nothing)."""
+    if path:
+        Path(path).write_text(json.dumps(rows, indent=2))

@@ -11,13 +11,12 @@ the active-unit threshold) in the first and the second half of each study, and t
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
 import optuna
 
-from benchmarks._common import SPECS, quiet, spec_with
+from benchmarks._common import SPECS, emit, quiet, save_rows, spec_with
 from vae_search.search.summary import completed, is_collapsed
 from vae_search.search.worker import WorkerOptions, run_worker
 
@@ -53,10 +52,8 @@ def main() -> None:
         for seed in args.seeds:
             for constraint in (False, True):
                 row = {"seed": seed, "constraint": constraint, **run(constraint, seed, args.trials, Path(tmp))}
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
+                emit(rows, row)
+    save_rows(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import time
 import uuid
 from pathlib import Path
 
-from benchmarks._common import SPECS, quiet, spec_with
+from benchmarks._common import SPECS, emit, quiet, save_rows, spec_with
 
 
 def one(url: str, workers: int, trials: int, tmp: Path, epochs: int = 2, size: int = 1000) -> dict:
@@ -90,10 +90,8 @@ def main() -> None:
             for w in args.workers:
                 row = {"backend": backend, "epochs": args.epochs, "size": args.size,
                        **one(url, w, args.trials, tmp, args.epochs, args.size)}
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
+                emit(rows, row)
+    save_rows(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import time
 import uuid
 from pathlib import Path
 
-from benchmarks._common import SPECS, quiet, spec_with
+from benchmarks._common import SPECS, emit, quiet, save_rows, spec_with
 from benchmarks.bench_storage import one
 
 GPU_RUN = {
@@ -149,8 +149,7 @@ def main() -> None:
                 "backend": "postgresql",
                 **one(args.postgres, w, args.trials, tmp),
             }
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            emit(rows, row)
         if args.no_gpu:
             pass
         elif not torch.cuda.is_available():
@@ -158,10 +157,8 @@ def main() -> None:
         else:
             for w in args.gpu_workers:
                 row = {"part": "gpu", **gpu_one(args.postgres, w, args.gpu_trials, tmp)}
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
+                emit(rows, row)
+    save_rows(args.json, rows)
 
 
 if __name__ == "__main__":

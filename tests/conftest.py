@@ -21,6 +21,26 @@ def pg_url() -> str:
     return url
 
 
+def drop_study(url: str, name: str) -> None:
+    """Delete study ``name`` if it exists (a fixture's clean-up: reruns never collide)."""
+    import warnings
+
+    import optuna
+
+    from vae_search.search.storage import open_storage
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        storage = open_storage(url)
+        try:
+            optuna.delete_study(study_name=name, storage=storage)
+        except KeyError:
+            pass
+        finally:
+            storage.remove_session()
+            storage.engine.dispose()
+
+
 def small_config(**over) -> RunConfig:
     base = {
         "data": {"name": "shapes", "size": 1200, "image_size": 16},

@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import sys
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
-from tests.conftest import PG_ENV  # the pg_url fixture lives there too
+from tests.conftest import PG_ENV, drop_study  # the pg_url fixture lives there too
 
 RESTART_ENV = "VAE_SEARCH_TEST_PG_RESTART"
 
@@ -35,18 +34,7 @@ def pg_study(pg_url: str) -> Iterator[str]:
     """A fresh study name on PostgreSQL, deleted afterwards."""
     name = f"vs-deploy-{uuid.uuid4().hex[:12]}"
     yield name
-    from vae_search.search.storage import open_storage
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        storage = open_storage(pg_url)
-        try:
-            optuna.delete_study(study_name=name, storage=storage)
-        except KeyError:
-            pass
-        finally:
-            storage.remove_session()
-            storage.engine.dispose()
+    drop_study(pg_url, name)
 
 
 def write_tiny_spec(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import optuna
 import pytest
 
-from vae_search.search.storage import open_storage
+from tests.conftest import drop_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -29,16 +28,7 @@ def study_name(storage_url: str) -> Iterator[str]:
     """A fresh study name, deleted from the storage afterwards (reruns never collide)."""
     name = f"vs-test-{uuid.uuid4().hex[:12]}"
     yield name
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        storage = open_storage(storage_url)
-        try:
-            optuna.delete_study(study_name=name, storage=storage)
-        except KeyError:
-            pass
-        finally:
-            storage.remove_session()
-            storage.engine.dispose()
+    drop_study(storage_url, name)
 
 
 @pytest.fixture
