@@ -25,6 +25,9 @@ from typing import Any
 import optuna
 import torch
 from optuna.artifacts import FileSystemArtifactStore, download_artifact, upload_artifact
+from optuna.artifacts.exceptions import ArtifactNotFound
+
+from vae_search.train import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +61,23 @@ class TrialCheckpoint:
             return None
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "checkpoint.pt"
-            download_artifact(
-                artifact_store=self.store, artifact_id=artifact_id, file_path=str(path)
-            )
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            try:
+                download_artifact(
+                    artifact_store=self.store, artifact_id=artifact_id, file_path=str(path)
+                )
+            except ArtifactNotFound as e:
+                raise CheckpointError(
+                    f"checkpoint {artifact_id} of trial {self.trial.number} is missing from "
+                    "the artifact store"
+                ) from e
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as e:  # torch's own messages run to a paragraph: keep a sentence
+                first = str(e).strip().split(". ")[0].splitlines()[0] if str(e).strip() else ""
+                raise CheckpointError(
+                    f"checkpoint {artifact_id} of trial {self.trial.number} is truncated or "
+                    f"corrupt ({type(e).__name__}: {first})"
+                ) from e
         log.info(
             "trial %d: found the checkpoint of epoch %d", self.trial.number, state.get("epoch", -1)
         )

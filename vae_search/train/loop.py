@@ -75,8 +75,13 @@ class RunResult:
         return {"final": self.final, "history": [h.to_dict() for h in self.history]}
 
 
+class CheckpointError(Exception):
+    """A checkpoint exists but cannot be read (lost, truncated, corrupt): the run starts over."""
+
+
 class Checkpoint(Protocol):
-    """Where a run keeps its per-epoch state; ``load`` returns None when there is none."""
+    """Where a run keeps its per-epoch state; ``load`` returns None when there is none and
+    raises :class:`CheckpointError` when the one there cannot be read."""
 
     def load(self) -> dict[str, Any] | None: ...
 
@@ -292,8 +297,9 @@ def _restore(checkpoint: Checkpoint | None, cfg: RunConfig, model: VAE, optimize
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         history.extend(EpochMetrics(**h) for h in state["history"])
     except Exception as e:  # a corrupt or truncated checkpoint must not kill the trial
-        log.warning("checkpoint could not be restored (%s: %s); starting this run from scratch",
-                    type(e).__name__, e)
+        reason = e if isinstance(e, CheckpointError) else (
+            f"checkpoint could not be restored ({type(e).__name__}: {e})")
+        log.warning("%s; starting this run from scratch", reason)
         history.clear()
         return False
     log.info("resumed from the checkpoint after epoch %d", len(history))
