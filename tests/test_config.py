@@ -54,6 +54,10 @@ def test_cross_field_rules():
         RunConfig.from_dict({"data": {"name": "array"}})
     with pytest.raises(ConfigError, match="device: 'gpu' is not"):
         RunConfig.from_dict({"device": "gpu"})
+    # a linear warm-up that starts above its target would silently be a constant β
+    with pytest.raises(ConfigError, match=r"schedule.beta_start: .* 2.0 > beta 1.0; lower it"):
+        RunConfig.from_dict({"schedule": {"kind": "linear", "beta": 1.0, "beta_start": 2.0}})
+    RunConfig.from_dict({"schedule": {"kind": "sigmoid", "beta": 1.0, "beta_start": 2.0}})  # a decay: fine
 
 
 def test_malformed_and_missing_files(tmp_path):

@@ -139,7 +139,8 @@ class ScheduleConfig:
             (1 + exp(-steepness (t - midpoint)))), ``cyclical`` (Fu et al. 2019: ``cycles``
             cycles over the run, rising linearly over the first ``ratio`` of each).
         beta: the target KL weight.
-        beta_start: β at t = 0 (linear, sigmoid, cyclical).
+        beta_start: β at t = 0 (linear, cyclical); the sigmoid's lower asymptote (its value
+            at t = 0 is beta_start + (beta - beta_start) / (1 + exp(steepness * midpoint))).
         rate: β gained per epoch (linear).
         midpoint: epoch of the sigmoid's midpoint.
         steepness: sigmoid slope, per epoch.
@@ -166,6 +167,11 @@ class ScheduleConfig:
             out.append(f"beta_start: must be >= 0, got {self.beta_start}")
         if self.kind == "linear" and self.rate <= 0:
             out.append(f"rate: must be > 0 for a linear schedule, got {self.rate}")
+        if self.kind == "linear" and self.beta_start > self.beta:
+            out.append(
+                f"beta_start: a linear schedule rises from beta_start to beta, but beta_start "
+                f"{self.beta_start} > beta {self.beta}; lower it, or use kind: constant"
+            )
         if self.cycles < 1:
             out.append(f"cycles: must be at least 1, got {self.cycles}")
         if not 0.0 < self.ratio <= 1.0:

@@ -14,7 +14,8 @@ All figures are per example, in nats, lower-is-better where they are losses:
   δ is on the scale of N(0, I); with a learned mixture prior the latent scale can drift.
 - ``mutual_info``: He et al. (2019) ``calc_mi``: E_x E_q[log q(z|x)] - E[log q(z)], log q(z)
   approximated by the mixture of the posteriors of the current evaluation batch, one z per x,
-  averaged over batches. The estimate is bounded by log(batch size).
+  averaged over batches. The estimate is at most log(batch size) in expectation (one batch can
+  exceed it: log q(z|x) is a one-sample term).
 - ``nll_iwae``: -log p(x) estimated by the importance-weighted bound with k samples
   (Burda et al. 2016), a lower bound on log p(x) that tightens as k grows.
 """

@@ -66,6 +66,11 @@ def test_iwae_tightens_with_k_and_bounds_the_elbo_for_a_wrong_posterior():
     assert elbo > true_nll + 0.2
     assert nll[1] > nll[5] > nll[50] > nll[500] >= true_nll - 1e-3
     assert nll[500] - true_nll < 0.25 * (nll[1] - true_nll)
+    # splitting the 50 samples into passes of 7 (chunk < k) or taking 2 points a pass
+    # (chunk 120) is still the 50-sample bound, not a mean of 7-sample ones (1 nat looser here)
+    for chunk in (7, 120):
+        assert iwae_nll(model, x, k=50, chunk=chunk, seed=3) == pytest.approx(nll[50], abs=0.1)
+    assert iwae_nll(model, x, k=7, seed=3) > nll[50] + 0.5
 
 
 def test_active_units_of_a_hand_built_encoder():
@@ -78,6 +83,9 @@ def test_active_units_of_a_hand_built_encoder():
     torch.testing.assert_close(var, scales**2)
     assert count == 2
     assert active_units(x * scales, threshold=0.001)[0] == 3
+    # strictly above: a unit whose variance is the threshold exactly (in binary) is inactive
+    exact = torch.tensor([[-0.5, 1.0], [0.5, -1.0]], dtype=torch.float64)  # variances 0.25, 1
+    assert active_units(exact, threshold=0.25)[0] == 1
 
 
 def test_mutual_information_of_a_gaussian_channel():

@@ -107,7 +107,64 @@ def test_mixture_kl_is_monte_carlo_and_standard_kl_splits_per_dimension():
     assert std.kl_terms(mu, logvar, z).shape == (4, 3)
     # per-dimension diagnostic of the standard prior is exactly the closed-form KL
     torch.testing.assert_close(std.kl_per_dim(mu, logvar), std.kl_terms(mu, logvar, z))
-    mog = MoGPrior(3, 2)
-    kl = mog.kl_terms(mu, logvar, z)
-    assert kl.shape == (4, 1)
-    torch.testing.assert_close(kl[:, 0], log_normal(z, mu, logvar).sum(-1) - mog.log_prob(z))
+    assert MoGPrior(3, 2).kl_terms(mu, logvar, z).shape == (4, 1)  # one group for a mixture
+    # a one-component MoG at N(0, I): its one-sample KL is unbiased for the closed form
+    mog = MoGPrior(3, 1)
+    with torch.no_grad():
+        mog.means.zero_()
+        mog.log_scales.zero_()
+    many = mu + torch.exp(0.5 * logvar) * torch.randn(100_000, 4, 3)
+    mc = mog.kl_terms(mu.expand_as(many), logvar.expand_as(many), many)[..., 0].mean(0)
+    torch.testing.assert_close(mc, kl_normal(mu, logvar).sum(-1), atol=0.02, rtol=0.0)
+
+
+def _mixture_fp64(z, log_w, mu, logvar):
+    """Reference log p(z) of a diagonal-Gaussian mixture from torch.distributions, in float64."""
+    mix = D.MixtureSameFamily(
+        D.Categorical(logits=log_w.double()),
+        D.Independent(D.Normal(mu.double(), torch.exp(0.5 * logvar.double())), 1),
+    )
+    return mix.log_prob(z.double())
+
+
+@pytest.mark.parametrize(
+    "logvar, autocast",
+    [(-12.0, False), (-8.0, False), (-4.0, True), (-2.0, True)],
+    ids=["fp32-v=e^-12", "fp32-v=e^-8", "bf16-v=e^-4", "bf16-v=e^-2"],
+)
+def test_log_mixture_keeps_true_nats_with_sharp_components(logvar, autocast):
+    # sharp components far from 0, z near them: the expanded quadratic form's terms are
+    # ~1e7 times its value, as with a VampPrior or the batch posteriors of the MI estimate
+    torch.manual_seed(6)
+    k, d = 50, 32
+    mu = 3.0 * torch.randn(k, d)
+    lv = torch.full((k, d), logvar) + 0.1 * torch.randn(k, d)
+    log_w = torch.randn(k).log_softmax(-1)
+    z = mu[torch.randint(k, (256,))] + torch.exp(0.5 * lv[:1]) * torch.randn(256, d)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):  # what amp does on CUDA
+        got = log_mixture(z, log_w, mu, lv)
+    assert got.dtype == torch.float32
+    # within a thousandth of a nat of the float64 reference (before: up to 7 nats off)
+    assert (got.double() - _mixture_fp64(z, log_w, mu, lv)).abs().max().item() < 1e-3
+
+
+def test_vamp_pseudo_inputs_are_clamped_to_the_unit_interval():
+    torch.manual_seed(7)
+    enc = torch.nn.Linear(4, 4)
+
+    def encode(x):
+        return enc(x).chunk(2, -1)
+
+    prior = VampPrior(latent_dim=2, components=3, shape=(4,), encode=encode, clamp=True)
+    with torch.no_grad():  # pseudo-inputs pushed outside [0, 1]
+        prior.pseudo_inputs.copy_(torch.tensor([[-1.0, 2.0, 0.5, 0.3]] * 3))
+    z = torch.randn(5, 2)
+    ref = VampPrior(latent_dim=2, components=3, shape=(4,), encode=encode, clamp=False)
+    with torch.no_grad():
+        ref.pseudo_inputs.copy_(torch.tensor([[0.0, 1.0, 0.5, 0.3]] * 3))
+    # the density is that of the pseudo-inputs clipped to [0, 1] (Hardtanh(0, 1) in the paper)
+    torch.testing.assert_close(prior.log_prob(z), ref.log_prob(z))
+    prior.log_prob(z).sum().backward()
+    grad = prior.pseudo_inputs.grad
+    # and no gradient reaches the coordinates held at the bounds
+    assert torch.all(grad[:, :2] == 0) and torch.any(grad[:, 2:] != 0)

@@ -35,9 +35,18 @@ def log_mixture(
     are combined by logsumexp (the joint mixture, not a per-dimension factorised one). The
     quadratic form is expanded into matrix products so no (..., K, D) tensor is built:
     sum_d (z_d - m_kd)^2 / v_kd = z^2 . (1/v_k) - 2 z . (m_k / v_k) + sum_d m_kd^2 / v_kd.
+
+    The expansion cancels: its terms grow like z^2 / v while their sum is about D, so with the
+    sharp components of a VampPrior or of the batch posteriors in the mutual information it is
+    computed in float64 and outside autocast: on 50 components of variance e^-12 float32 was off
+    by 20 nats, and bfloat16 autocast by 120 at e^-4; float64 keeps the error below 1e-3 nats.
+    The result has the dtype of ``z``, at least float32.
     """
-    inv_var = torch.exp(-logvar)  # (K, D)
-    d = z.shape[-1]
-    const = -0.5 * (d * LOG_2PI + logvar.sum(-1) + (mu.pow(2) * inv_var).sum(-1))  # (K,)
-    quad = z.pow(2) @ inv_var.T - 2.0 * (z @ (mu * inv_var).T)  # (..., K)
-    return torch.logsumexp(log_w + const - 0.5 * quad, dim=-1)
+    out_dtype = torch.promote_types(z.dtype, torch.float32)
+    with torch.autocast(device_type=z.device.type, enabled=False):
+        z, log_w, mu, logvar = (t.double() for t in (z, log_w, mu, logvar))
+        inv_var = torch.exp(-logvar)  # (K, D)
+        d = z.shape[-1]
+        const = -0.5 * (d * LOG_2PI + logvar.sum(-1) + (mu.pow(2) * inv_var).sum(-1))  # (K,)
+        quad = z.pow(2) @ inv_var.T - 2.0 * (z @ (mu * inv_var).T)  # (..., K)
+        return torch.logsumexp(log_w + const - 0.5 * quad, dim=-1).to(out_dtype)
