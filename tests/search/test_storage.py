@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 
 from vae_search.errors import StorageError
 from vae_search.search import create_or_load_study, open_storage, redact, resolve_url
-from vae_search.search.storage import DEFAULT_URL, ENV_VAR, translate
+from vae_search.search.storage import DEFAULT_URL, ENV_VAR, server_address, translate
 
 SECRET = "s3cret-pw"
 
@@ -144,6 +144,36 @@ def test_rejected_urls_name_the_accepted_forms(url: str, message: str) -> None:
 def test_redact_hides_the_password(url: str, expected: str) -> None:
     assert expected in redact(url)
     assert SECRET not in redact(url)
+
+
+def test_a_raw_at_sign_in_the_password_is_refused_before_any_connection() -> None:
+    # "p@" + SECRET: a parser would take SECRET + "@127.0.0.1" for the host and print it
+    url = f"postgresql://vae:p@{SECRET}@127.0.0.1:1/db"
+    with pytest.raises(StorageError) as info:
+        resolve_url(url)
+    assert str(info.value) == (
+        "malformed storage URL 'postgresql+psycopg://vae:***@127.0.0.1:1/db': a raw '@' in the"
+        " user name or password; write it as %40"
+    )
+    # and a library caller who skips resolve_url still gets the server, not the password's tail
+    error = RuntimeError('connection to server at "127.0.0.1", port 1 failed: Connection refused')
+    message = str(translate(error, url))
+    assert "postgres at 127.0.0.1:1: connection refused" in message and SECRET not in message
+    assert resolve_url(f"postgresql://vae:p%40{SECRET}@127.0.0.1:1/db")  # the encoded form is fine
+
+
+@pytest.mark.parametrize(
+    ("url", "address"),
+    [
+        ("postgresql://u:pw@h:6000/db", "h:6000"),
+        ("postgresql://u@h/db?sslmode=require", "h:5432"),
+        ("postgresql://u:pw@[::1]:6000/db", "[::1]:6000"),
+        ("postgresql://u@[::1]/db", "[::1]:5432"),
+        ("postgresql:///db", "localhost:5432"),
+    ],
+)
+def test_server_address_names_host_and_port(url: str, address: str) -> None:
+    assert server_address(url) == address
 
 
 # -- every backend -------------------------------------------------------------------------------

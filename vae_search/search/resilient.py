@@ -65,7 +65,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from vae_search.errors import StorageError
-from vae_search.search.storage import redact
+from vae_search.search.storage import redact, server_address
 
 __all__ = ["CREATE_TOKEN_ATTR", "ResilientStorage", "Retrier", "classify", "resilient"]
 
@@ -181,7 +181,7 @@ class Retrier:
 
     def __init__(self, url: str, *, max_wait: float = 60.0) -> None:
         parsed = make_url(url)
-        self.where = f"{parsed.host}:{parsed.port or 5432}" if parsed.host else redact(url)
+        self.where = server_address(url) if parsed.host else redact(url)
         self.max_wait = max_wait
         self._password = str(parsed.password) if parsed.password else None
         self._lock = threading.Lock()

@@ -76,6 +76,20 @@ def redact(url: str) -> str:
     return _SECRET_QUERY.sub(lambda m: f"{m.group(1)}=***", out)
 
 
+def server_address(url: str) -> str:
+    """``host:port`` of a database URL for messages, never a part of its password.
+
+    The host is what follows the last ``@`` of the authority, as a raw ``@`` in a password
+    would otherwise make the parser take the password's tail for the host.
+    """
+    authority = url.split("://", 1)[-1].split("/", 1)[0].split("?", 1)[0]
+    hostport = authority.rsplit("@", 1)[-1]
+    host, sep, port = hostport.rpartition(":")
+    if not (sep and port.isdigit()):  # no port given ("[::1]" included)
+        host, port = hostport, "5432"
+    return f"{host or 'localhost'}:{port}"
+
+
 def resolve_url(cli_value: str | None) -> str:
     """The storage URL to use: ``cli_value``, else ``$VAE_SEARCH_STORAGE``, else the default.
 
@@ -95,6 +109,11 @@ def _normalise(url: str) -> str:
     for alias in ("postgresql://", "postgres://"):
         if url.startswith(alias):
             url = "postgresql+psycopg://" + url[len(alias) :]
+    if url.split("://", 1)[-1].split("/", 1)[0].count("@") > 1:
+        raise StorageError(
+            f"malformed storage URL {redact(url)!r}: a raw '@' in the user name or password; "
+            "write it as %40"
+        )
     try:
         parsed = make_url(url)
         parsed.port  # noqa: B018 - a non-numeric port raises here
@@ -235,9 +254,8 @@ def translate(error: BaseException, url: str) -> StorageError:
     text = " ".join(str(orig).split())
     if parsed is not None and parsed.password:
         text = text.replace(str(parsed.password), "***")
-    host = (parsed.host if parsed is not None else None) or "localhost"
-    port = (parsed.port if parsed is not None else None) or 5432
-    where = f"{host}:{port}"
+    where = server_address(url)
+    host, _, port = where.rpartition(":")
 
     def quoted(pattern: str) -> str:
         m = re.search(pattern, text)
