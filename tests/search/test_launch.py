@@ -37,7 +37,8 @@ def test_gpus_all_without_cuda(monkeypatch):
     assert [p.gpu for p in plan(3, "all", 1)] == [0, 1, 2]
 
 
-def test_worker_command_pins_the_device_and_keeps_the_password_off_the_command_line(tmp_path):
+def test_worker_command_pins_the_device_and_keeps_the_password_off_the_command_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     url = "postgresql+psycopg://u:s3cret@h/db"
     cmd, env = worker_command(tmp_path / "s.yaml", Placement(1, 3, None), storage=url, artifact_dir=None,
                               timeout=None, verbose=0)
@@ -46,6 +47,20 @@ def test_worker_command_pins_the_device_and_keeps_the_password_off_the_command_l
     cmd, env = worker_command(tmp_path / "s.yaml", Placement(0, None, 4), storage=None, artifact_dir=None,
                               timeout=None, verbose=0)
     assert cmd[cmd.index("--threads") + 1] == "4" and env["OMP_NUM_THREADS"] == "4"
+
+
+def test_gpu_indices_count_within_an_inherited_cuda_visible_devices(tmp_path, monkeypatch):
+    # Slurm (or a user) gave the launcher physical GPUs 4 and 5: torch there sees them as 0, 1
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5")
+    placed = plan(4, "0,1", 2)
+    envs = [worker_command(tmp_path / "s.yaml", p, storage=None, artifact_dir=None, timeout=None,
+                           verbose=0)[1] for p in placed]
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["4", "5", "4", "5"]
+    with pytest.raises(ConfigError, match="CUDA_VISIBLE_DEVICES=4,5 leaves 2 GPU"):
+        plan(1, "2", 1)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-1f2e,GPU-9a8b")  # UUIDs pass through as they are
+    assert worker_command(tmp_path / "s.yaml", Placement(0, 1, None), storage=None, artifact_dir=None,
+                          timeout=None, verbose=0)[1]["CUDA_VISIBLE_DEVICES"] == "GPU-9a8b"
 
 
 @pytest.mark.slow

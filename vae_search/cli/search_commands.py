@@ -86,7 +86,7 @@ def worker_cmd(spec: Path, storage: str | None, artifact_dir: str | None, n_tria
 @click.command("launch")
 @_spec_arg
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--gpus", help="'all' or a list like 0,1: one worker per GPU (see --per-gpu); default CPU.")
+@click.option("--gpus", help="'all' or a list like 0,1 (indices within any CUDA_VISIBLE_DEVICES): one worker per GPU (see --per-gpu); default CPU.")
 @click.option("--per-gpu", type=click.IntRange(min=1), default=1, show_default=True, help="Workers sharing one GPU.")
 @_storage_opt
 @_artifact_opt

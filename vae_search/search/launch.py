@@ -32,6 +32,18 @@ class Placement:
     threads: int | None
 
 
+def inherited_devices() -> list[str] | None:
+    """The launcher's own ``CUDA_VISIBLE_DEVICES`` (Slurm, a container, a user), or None.
+
+    A worker's GPU index counts within this list, as torch in the launcher does, so the child
+    gets the entry itself, not the index: under ``4,5`` worker 0 goes to device 4.
+    """
+    value = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if value is None:
+        return None
+    return [d.strip() for d in value.split(",") if d.strip()]
+
+
 def visible_gpus() -> list[int]:
     import torch
 
@@ -52,6 +64,12 @@ def plan(
     if not ids:
         raise ConfigError(
             "--gpus all: no CUDA device is visible here; leave out --gpus to run on the CPU"
+        )
+    inherited = inherited_devices()
+    if inherited is not None and max(ids) >= len(inherited):
+        raise ConfigError(
+            f"--gpus {gpus}: CUDA_VISIBLE_DEVICES={','.join(inherited)} leaves {len(inherited)} "
+            f"GPU(s), indices 0-{len(inherited) - 1}; --gpus counts within it"
         )
     if workers > len(ids) * per_gpu:
         raise ConfigError(
@@ -102,7 +120,8 @@ def worker_command(
         env["OMP_NUM_THREADS"] = str(p.threads)
     else:
         cmd += ["--device", "cuda"]
-        env["CUDA_VISIBLE_DEVICES"] = str(p.gpu)
+        inherited = inherited_devices()
+        env["CUDA_VISIBLE_DEVICES"] = inherited[p.gpu] if inherited else str(p.gpu)
     return cmd, env
 
 
