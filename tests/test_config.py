@@ -41,6 +41,17 @@ def test_every_problem_is_named_in_one_error():
     assert "\n" not in msg
 
 
+def test_a_field_that_fails_its_type_is_not_reported_again():
+    with pytest.raises(ConfigError) as e:
+        RunConfig.from_dict({"data": {"name": "array", "path": 5, "size": 3}})
+    msg = str(e.value)
+    # path is reported by its type, not also as missing ("required when name is 'array'") ...
+    assert "data.path: 5 is not a string or null" in msg
+    assert "data.path: required" not in msg
+    # ... while an independent rule of the same section still holds
+    assert "data.size: must be at least 10, got 3" in msg
+
+
 def test_types_are_checked_not_coerced():
     with pytest.raises(ConfigError, match=r"model.hidden\[1\]: 'x' is not an integer"):
         RunConfig.from_dict({"model": {"hidden": [3, "x"]}})

@@ -8,6 +8,7 @@ problem is a dotted key plus what is allowed ("model.prior: 'gauss' is not one o
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
@@ -25,7 +26,7 @@ def _describe(tp: Any) -> str:
         return " or ".join(_describe(a) for a in get_args(tp))
     if origin is list:
         (inner,) = get_args(tp)
-        return f"a list of {_describe(inner)}"
+        return "a list" if inner is Any else f"a list of {_describe(inner)}"
     if origin is dict:
         return "a mapping"
     if tp is type(None):
@@ -103,23 +104,34 @@ def _build(cls: type[T], data: Any, prefix: str, problems: list[str]) -> Any:
         where = f"{prefix}.{unknown}" if prefix else str(unknown)
         problems.append(f"{where}: unknown key (allowed: {', '.join(sorted(fields))})")
     kwargs: dict[str, Any] = {}
+    failed: set[str] = set()
     for name in fields:
         if name not in data:
             continue
         where = f"{prefix}.{name}" if prefix else name
         out = _convert(data[name], hints[name], where, problems)
-        if out is not _MISSING:
+        if out is _MISSING:
+            failed.add(name)
+        else:
             kwargs[name] = out
-    before = len(problems)
     try:
         obj = cls(**kwargs)
     except TypeError as e:  # a required field was missing
         problems.append(f"{prefix or 'top level'}: {e}")
         return _MISSING
     check = getattr(obj, "problems", None)
-    if check is not None and len(problems) == before:
-        problems.extend(f"{prefix}.{p}" if prefix else p for p in check())
+    if check is not None:
+        # A field that failed its type check holds its default here: a rule about it would
+        # contradict the type error already reported ("low: required" after "low: 'a' is ...").
+        found = [p for p in check() if _field_of(p) not in failed]
+        problems.extend(f"{prefix}.{p}" if prefix else p for p in found)
     return obj
+
+
+def _field_of(problem: str) -> str:
+    """The field a ``problems()`` entry is about: ``"options.seed: ..."`` -> ``"options"``."""
+    match = re.match(r"\w+", problem)
+    return match.group(0) if match else ""
 
 
 def from_dict(cls: type[T], data: Any, prefix: str = "") -> tuple[T | None, list[str]]:

@@ -16,7 +16,9 @@ from vae_search.search import StudySpec, build_pruner, build_sampler, sample_run
 from vae_search.search.pruner import CollapsePruner
 from vae_search.search.spec import SamplerSpec, make_sampler
 
-STUDIES = sorted((Path(__file__).resolve().parents[2] / "studies").glob("*.yaml"))
+ROOT = Path(__file__).resolve().parents[2]
+STUDIES = sorted((ROOT / "studies").glob("*.yaml"))
+BENCHMARK_SPECS = sorted((ROOT / "benchmarks" / "specs").glob("*.yaml"))
 
 
 def _write(tmp_path: Path, data: object) -> Path:
@@ -75,6 +77,13 @@ def test_shipped_study_loads_and_samples_valid_runs(path: Path) -> None:
         # prior.components is sampled exactly when prior.kind is a mixture.
         assert ("prior.components" in trial.params) == (run.prior.kind in ("mog", "vamp"))
         study.tell(trial, 0.0)
+
+
+@pytest.mark.parametrize("path", BENCHMARK_SPECS, ids=lambda p: p.stem)
+def test_shipped_benchmark_spec_loads(path: Path) -> None:
+    # The benchmarks' specs go through the same load-time checks (sampler dry run included).
+    spec = StudySpec.from_file(path)
+    sample_run(optuna.create_study().ask(), spec)
 
 
 def test_quickstart_is_small_enough_for_two_cpu_cores() -> None:
@@ -308,6 +317,27 @@ def test_every_problem_is_reported_at_once(tmp_path: Path, spec_dict) -> None:
             },
             "space.prior.components.when.prior.kind[0]: 'vamp' is not one of the choices",
         ),
+        (
+            {
+                "prior.kind": {"type": "categorical", "choices": ["standard", "mog"]},
+                "prior.components": {
+                    "type": "int",
+                    "low": 2,
+                    "high": 20,
+                    "when": {"prior.kind": []},
+                },
+            },
+            "space.prior.components.when.prior.kind: list at least one value of prior.kind's"
+            " choices ['standard', 'mog'], got []",
+        ),
+        (
+            {"model.latent_dim": {"type": ["int"], "low": 2, "high": 8}},
+            "space.model.latent_dim.type: ['int'] is not one of 'float', 'int', 'categorical'",
+        ),
+        (
+            {"model.latent_dim": {"type": {"a": 1}, "low": 2, "high": 8}},
+            "space.model.latent_dim.type: {'a': 1} is not one of 'float', 'int', 'categorical'",
+        ),
     ],
 )
 def test_space_errors(tmp_path: Path, spec_dict, entry: dict, expected: str) -> None:
@@ -342,3 +372,91 @@ def test_iwae_objective_needs_iwae_samples() -> None:
         StudySpec.from_dict({"study": "x", "run": {"eval": {"iwae_samples": 0}}}, source="s.yaml")
     # the -ELBO objective does not need the IWAE estimate
     StudySpec.from_dict({"study": "x", "objective": "elbo", "run": {"eval": {"iwae_samples": 0}}})
+
+
+def test_an_empty_list_choice_is_a_valid_condition(spec_dict) -> None:
+    # [] is one of model.hidden's choices (the linear VAE), so when: {model.hidden: []} is fine.
+    space = spec_dict()["space"]
+    space["model.latent_dim"]["when"] = {"model.hidden": []}
+    space = {"model.hidden": space.pop("model.hidden"), **space}
+    spec = StudySpec.from_dict(spec_dict(space=space))
+    latent = next(p for p in spec.params if p.key == "model.latent_dim")
+    assert latent.when == {"model.hidden": [[]]}
+
+
+def test_sampler_options_of_the_wrong_type_fail_at_load(tmp_path: Path, spec_dict) -> None:
+    # TPE only reads n_startup_trials when it proposes: the dry run at load time finds it.
+    data = spec_dict(sampler={"kind": "tpe", "options": {"n_startup_trials": "x"}})
+    message = _error(tmp_path, data)
+    assert (
+        "sampler.options: TPESampler failed a 3-trial dry run with options"
+        " {'n_startup_trials': 'x'} (TypeError: '<' not supported" in message
+    )
+    # An option read only past the start-up trials is caught too (gamma must be callable).
+    data = spec_dict(sampler={"kind": "tpe", "options": {"n_startup_trials": 1, "gamma": 3}})
+    assert "(TypeError: 'int' object is not callable)" in _error(tmp_path, data)
+
+
+def test_sampler_dry_run_is_quiet_and_leaves_logging_as_it_was(
+    spec_dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.INFO)  # where "study created" lines show
+    optuna.logging.enable_propagation()
+    try:
+        with caplog.at_level("DEBUG", logger="optuna"):
+            StudySpec.from_dict(spec_dict(sampler={"kind": "tpe", "seed": None}))
+        # No "A new study created in memory" or "Trial 0 finished" lines from the dry run.
+        assert [r.getMessage() for r in caplog.records if r.name.startswith("optuna")] == []
+        assert optuna.logging.get_verbosity() == optuna.logging.INFO
+    finally:
+        optuna.logging.disable_propagation()
+        optuna.logging.set_verbosity(before)
+
+
+def test_bruteforce_dry_run_survives_a_grid_smaller_than_the_dry_run(spec_dict) -> None:
+    # BruteForceSampler stops the study once its grid (here one point) is done.
+    space = {"prior.kind": {"type": "categorical", "choices": ["mog"]}}
+    spec = StudySpec.from_dict(spec_dict(sampler={"kind": "bruteforce"}, space=space))
+    assert [p.key for p in spec.params] == ["prior.kind"]
+
+
+@pytest.mark.parametrize(
+    ("bad", "good", "expected"),
+    [
+        (
+            {"type": "int", "low": 0, "high": 5},
+            {"type": "int", "low": 1, "high": 5},
+            "space.eval.iwae_samples.low: objective nll_iwae needs at least 1 sample, got 0",
+        ),
+        (
+            {"type": "categorical", "choices": [10, 0]},
+            {"type": "categorical", "choices": [10, 1]},
+            "space.eval.iwae_samples.choices[1]: objective nll_iwae needs at least 1 sample, got 0",
+        ),
+    ],
+)
+def test_iwae_objective_needs_iwae_samples_in_the_space_too(
+    tmp_path: Path, spec_dict, bad: dict, good: dict, expected: str
+) -> None:
+    # A trial drawing k = 0 would have no IWAE bound to minimise.
+    assert expected in _error(tmp_path, spec_dict(space={"eval.iwae_samples": bad}))
+    StudySpec.from_dict(spec_dict(space={"eval.iwae_samples": good}))
+    # the -ELBO objective may search k down to 0 (no IWAE estimate)
+    StudySpec.from_dict(spec_dict(objective="elbo", space={"eval.iwae_samples": bad}))
+
+
+def test_a_field_that_fails_its_type_is_reported_once(tmp_path: Path, spec_dict) -> None:
+    data = spec_dict(study=5, n_trials=0)
+    data["space"]["schedule.beta"]["low"] = "a"
+    data["space"]["prior.kind"]["choices"] = "standard"
+    data["space"].pop("prior.components")
+    message = _error(tmp_path, data)
+    # Each bad value once, by its type; no later rule about the same field contradicts it.
+    assert "study: 5 is not a string or null" in message and "study: required" not in message
+    assert "space.schedule.beta.low: 'a' is not a number or null" in message
+    assert "space.schedule.beta.low: required" not in message
+    assert "space.prior.kind.choices: 'standard' is not a list;" in message + ";"
+    assert "Any" not in message and "must list at least one value" not in message
+    # An independent problem of the same section is still reported with them.
+    assert "n_trials: must be >= 1 or null, got 0" in message

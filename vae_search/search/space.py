@@ -220,7 +220,7 @@ def parse_space(
             problems.append(f"{where}: {bad_key}")
             continue
         kind = entry.get("type") if isinstance(entry, dict) else None
-        if kind not in _KINDS:
+        if not isinstance(kind, str) or kind not in _KINDS:  # a list or mapping is unhashable
             problems.append(f"{where}.type: {kind!r} is not one of 'float', 'int', 'categorical'")
             continue
         param, found = from_dict(_KINDS[kind], entry, where)
@@ -252,6 +252,12 @@ def _check_when(
         listed = (
             values if isinstance(values, list) and not _is_list_choice(ref, values) else [values]
         )
+        if not listed:  # would never match, so the parameter would silently never be searched
+            problems.append(
+                f"{where}.when.{cond_key}: list at least one value of {cond_key}'s choices"
+                f" {ref.choices}, got []"
+            )
+            continue
         for i, v in enumerate(listed):
             if v not in ref.choices:
                 problems.append(

@@ -23,7 +23,9 @@ Shape (every key but ``study`` has a default; unknown keys are errors)::
 Everything is checked when the file is loaded, not in trial 7: the run config, every space key
 (a real RunConfig field), every categorical choice and numeric bound (the RunConfig built at that
 value must be valid), ``when`` conditions, and sampler / pruner options (the Optuna objects are
-built once). All problems come back in one :class:`ConfigError` that starts with the file path.
+built once, and the sampler proposes the space for a few trials of a throwaway in-memory study,
+since some options are only read then). All problems come back in one :class:`ConfigError` that
+starts with the file path.
 
 Sampler seeds: every worker builds its own sampler, and equal seeds in several processes
 propose the same parameters, so :func:`build_sampler` adds the worker index to the seed (except
@@ -45,6 +47,7 @@ and NSGA-II read it (and ``Study.best_trial`` skips infeasible trials). So no
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib.util
 import os
 import warnings
@@ -183,9 +186,8 @@ class StudySpec:
         perf, _ = from_dict(PerformanceSpec, perf_raw, "pruner.performance")
         if perf is not None:
             problems += _pruner_problems(perf, run.epochs if run is not None else 1)
-        if run is not None and raw.get("objective", "nll_iwae") == "nll_iwae" and run.eval.iwae_samples < 1:
-            problems.append("run.eval.iwae_samples: objective nll_iwae needs at least 1 sample "
-                            "(set it, or use objective: elbo)")
+        if raw.get("objective", "nll_iwae") == "nll_iwae":
+            problems += _iwae_problems(run, params)
         if spec is not None and run is not None:
             spec.source, spec.params, spec._base = source, params, run
         if spec is None or problems:
@@ -214,6 +216,24 @@ class StudySpec:
         )
 
 
+def _iwae_problems(run: RunConfig | None, params: list[_space.Param]) -> list[str]:
+    """nll_iwae needs k >= 1 in every trial: in ``run:`` and at every value the space can take."""
+    need = "objective nll_iwae needs at least 1 sample"
+    out = []
+    if run is not None and run.eval.iwae_samples < 1:
+        out.append(f"run.eval.iwae_samples: {need} (set it, or use objective: elbo)")
+    for p in (p for p in params if p.key == "eval.iwae_samples"):
+        for label, value in p.candidates():
+            if label == "high":  # high >= low: low is the one that can be too small
+                continue
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 1:
+                out.append(
+                    f"space.eval.iwae_samples.{label}: {need}, got {value}"
+                    " (raise it to 1 or more, or use objective: elbo)"
+                )
+    return out
+
+
 def _sampler_problems(sampler: SamplerSpec, params: list[_space.Param]) -> list[str]:
     missing = [m for m in _NEEDS.get(sampler.kind, ()) if importlib.util.find_spec(m) is None]
     if missing:
@@ -224,13 +244,47 @@ def _sampler_problems(sampler: SamplerSpec, params: list[_space.Param]) -> list[
         loose = [p.key for p in params if isinstance(p, _space.FloatParam) and p.step is None]
         if loose:
             return [f"sampler.kind: bruteforce needs a step on every float ({', '.join(loose)})"]
+    name = _SAMPLERS[sampler.kind].__name__
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             make_sampler(sampler)
     except (TypeError, ValueError) as e:
-        return [f"sampler.options: {_SAMPLERS[sampler.kind].__name__}: {e}"]
+        return [f"sampler.options: {name}: {e}"]
+    try:
+        _dry_run(sampler, params)
+    except Exception as e:  # any failure here would otherwise come in the first trial
+        return [
+            f"sampler.options: {name} failed a {_DRY_RUN_TRIALS}-trial dry run with options"
+            f" {sampler.options} ({type(e).__name__}: {e}); check them against Optuna's {name}"
+        ]
     return []
+
+
+# Some options are only read when the sampler proposes (TPE compares n_startup_trials with the
+# trial count; relative sampling starts at the second trial): three proposals reach both paths.
+_DRY_RUN_TRIALS = 3
+
+
+def _dry_run(sampler: SamplerSpec, params: list[_space.Param]) -> None:
+    """Let the sampler propose the space a few times in a throwaway in-memory study."""
+    # seed: null would make loading the same file pass or fail at random
+    seeded = dataclasses.replace(sampler, seed=0 if sampler.seed is None else sampler.seed)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # no "study created" / "trial failed"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            study = optuna.create_study(sampler=make_sampler(seeded))
+            # optimize, not ask/tell: bruteforce calls study.stop() once its grid is done
+            study.optimize(lambda trial: _propose(trial, params), n_trials=_DRY_RUN_TRIALS)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _propose(trial: optuna.Trial, params: list[_space.Param]) -> float:
+    _space.sample(trial, params)  # what sample_run asks of a trial, without training
+    return 0.0
 
 
 def _pruner_problems(perf: PerformanceSpec, epochs: int) -> list[str]:
