@@ -144,3 +144,16 @@ def test_failed_download_is_one_clear_error(tmp_path, monkeypatch) -> None:
     assert str(err.value).startswith(
         f"kmnist: dataset files not found in {where} and could not be downloaded (no network?)."
     )
+
+
+def test_an_unwritable_data_root_names_the_permission_not_the_network(tmp_path, monkeypatch) -> None:
+    # a container user (uid 1000) under a root-owned working directory: torchvision's makedirs
+    # fails; root can write anywhere here, so the refusal is simulated at that call
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(os, "makedirs", refuse)
+    with pytest.raises(DataError) as err:
+        load_data(DataConfig(name="mnist", root=str(tmp_path / "data"), download=True))
+    assert str(err.value).startswith("mnist: no permission to use ")
+    assert "(Permission denied); make data.root" in str(err.value) and "no network" not in str(err.value)

@@ -97,6 +97,18 @@ def test_a_worker_runs_its_trials_through_the_proxy(tmp_path, tiny_spec):
     assert all("final" in t.user_attrs for t in study.trials)
 
 
+def test_a_proxy_that_does_not_answer_is_one_line(monkeypatch):
+    from vae_search.search import storage
+
+    monkeypatch.setattr(storage, "GRPC_WAIT", 0.5)
+    port = free_port()  # nothing listens there
+    res = CliRunner().invoke(main, ["status", "--storage", f"grpc://127.0.0.1:{port}"])
+    # before: a gRPC traceback from the first call (status), or "postgres at GrpcStorageProxy"
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert f"no storage proxy answers at 127.0.0.1:{port} within 0.5 s" in res.output
+    assert "vae-search storage-proxy" in res.output
+
+
 def test_only_loopback_binds_quietly():
     assert proxy.exposure_warning("127.0.0.1") is None
     assert proxy.exposure_warning("localhost") is None
@@ -107,6 +119,10 @@ def test_only_loopback_binds_quietly():
 
 def test_missing_grpc_is_one_line_naming_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna.storages._grpc.auto_generated.api_pb2_grpc", None)
+    # an earlier import left the module on its package too, where `from ... import` finds it
+    import optuna.storages._grpc.auto_generated as generated
+
+    monkeypatch.delattr(generated, "api_pb2_grpc", raising=False)
     with pytest.raises(StorageError, match=r"needs pip install 'vae-search\[grpc\]'"):
         proxy.check_grpc()
 
@@ -131,3 +147,33 @@ def test_create_study_creates_it_once_and_runs_nothing(tmp_path: Path, tiny_spec
         warnings.simplefilter("ignore")
         summaries = optuna.get_all_study_summaries(db)
     assert [(s.study_name, s.n_trials) for s in summaries] == [("made", 0)]
+
+
+def test_create_study_fetches_the_data_once_for_the_workers(tmp_path: Path, tiny_spec):
+    import numpy as np
+    import yaml
+
+    from vae_search.data.testing import write_mnist
+
+    db = f"sqlite:///{tmp_path / 'studies.db'}"
+    spec = tiny_spec("mn", n_trials=3)
+    raw = yaml.safe_load(spec.read_text())
+    root = tmp_path / "data"
+    raw["run"]["data"] = {"name": "mnist", "root": str(root), "download": False}
+    spec.write_text(yaml.safe_dump(raw))
+    # no files and no download: one line naming the folder, and no study created
+    res = CliRunner().invoke(CLI, ["create-study", str(spec), "--storage", db])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert f"mnist: dataset files not found in {root / 'MNIST' / 'raw'}" in res.output
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert optuna.get_all_study_summaries(db) == []
+    # --no-data creates the study all the same (a database host without the data)
+    res = CliRunner().invoke(CLI, ["create-study", str(spec), "--storage", db, "--no-data"])
+    assert res.exit_code == 0 and "study 'mn' ready" in res.output
+    # with the files in data.root (what a download leaves there) the check passes
+    rng = np.random.default_rng(0)
+    write_mnist(root, rng.integers(0, 256, (40, 28, 28), dtype=np.uint8),
+                rng.integers(0, 256, (5, 28, 28), dtype=np.uint8))
+    res = CliRunner().invoke(CLI, ["create-study", str(spec), "--storage", db])
+    assert res.exit_code == 0, res.output

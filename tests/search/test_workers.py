@@ -307,3 +307,74 @@ def test_cuda_out_of_memory_fails_the_trial_and_the_worker_goes_on(tmp_path, mon
     assert trials[0].state == TrialState.FAIL
     assert "CUDA out of memory" in trials[0].user_attrs["fail_reason"]
     assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 2
+
+
+def _study_names(url: str) -> list[str]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return [s.study_name for s in optuna.get_all_study_summaries(url)]
+
+
+@pytest.mark.parametrize(
+    ("run", "args", "message"),
+    [
+        ({"data": {"name": "mnist", "root": "RAW", "download": False}}, [],
+         "error: mnist: dataset files not found in RAW"),
+        ({}, ["--device", "cuda"], "error: --device cuda: CUDA is not available here; use cpu or auto"),
+        ({"device": "cuda"}, [], "s.yaml: run.device cuda: CUDA is not available here"),
+    ],
+    ids=["missing-dataset", "device-flag", "device-in-spec"],
+)
+def test_a_worker_that_cannot_train_says_so_before_it_touches_the_study(tmp_path, run, args, message):
+    import torch
+
+    if torch.cuda.is_available() and "cuda" in message:
+        pytest.skip("CUDA is available here")
+    raw = tmp_path / "nodata"
+    run = {k: ({**v, "root": str(raw)} if k == "data" else v) for k, v in run.items()}
+    spec = write_spec(tmp_path / "s.yaml", "pre", n_trials=2, **run)
+    url = f"sqlite:///{tmp_path / 'st.db'}"
+    res = subprocess.run(
+        [sys.executable, "-m", "vae_search", "worker", str(spec), "--storage", url, *args],
+        capture_output=True, text=True, timeout=120,
+    )
+    # one line naming the problem, exit 2, no traceback, and no study or FAIL trial left behind
+    assert res.returncode == 2, res.stderr
+    assert message.replace("RAW", str(raw)) in res.stderr and "Traceback" not in res.stderr
+    assert "pre" not in _study_names(url)
+
+
+def test_the_specs_timeout_ends_the_worker(tmp_path):
+    url = f"sqlite:///{tmp_path / 'st.db'}"
+    spec = StudySpec.from_dict(
+        {**yaml.safe_load(write_spec(tmp_path / "s.yaml", "tmo", n_trials=50).read_text()), "timeout": 0.5}
+    )
+    result = run_worker(spec, WorkerOptions(storage=url, artifact_dir=str(tmp_path / "a")))
+    # no new trial starts after 0.5 s: the one under way finishes, the budget of 50 is not met
+    assert 1 <= len(result.trials) <= 2
+    assert len(load(url, "tmo").trials) == len(result.trials)
+
+
+def test_a_sampled_dataset_that_cannot_be_read_fails_its_trial_with_the_reason(tmp_path, caplog):
+    import logging
+
+    import numpy as np
+
+    good = tmp_path / "good.npy"
+    np.save(good, np.random.default_rng(0).random((300, 16), dtype=np.float32))
+    missing = tmp_path / "missing.npy"
+    path = write_spec(tmp_path / "s.yaml", "data", n_trials=2, data={"name": "array", "path": str(good)})
+    raw = yaml.safe_load(path.read_text())
+    raw["space"] = {"data.path": {"type": "categorical", "choices": [str(missing)]}}
+    spec = StudySpec.from_dict(raw)
+    url = f"sqlite:///{tmp_path / 'st.db'}"
+    from vae_search.errors import TrainingError
+
+    with caplog.at_level(logging.WARNING), pytest.raises(TrainingError, match="2 trials in a row failed"):
+        run_worker(spec, WorkerOptions(storage=url, artifact_dir=str(tmp_path / "a"),
+                                       max_consecutive_failures=2))
+    trials = load(url, "data").trials
+    # each trial failed with the data's own one-line reason, and Optuna logged no traceback
+    assert [t.state for t in trials] == [TrialState.FAIL] * 2
+    assert all("missing.npy" in t.user_attrs["fail_reason"] for t in trials)
+    assert "Traceback" not in caplog.text and "DataError" not in caplog.text

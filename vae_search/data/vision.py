@@ -97,6 +97,11 @@ def _read(cfg: DataConfig, source: VisionSource, train: bool) -> torch.Tensor:
     where = os.path.join(cfg.root, source.folder)
     try:
         ds = cls(root=cfg.root, train=train, download=cfg.download)
+    except PermissionError as e:  # a container's user, a read-only share: not a network problem
+        raise DataError(
+            f"{cfg.name}: no permission to use {e.filename or where} ({e.strerror}); make "
+            f"data.root ({cfg.root}) writable by this user, or point data.root elsewhere"
+        ) from e
     except _READ_ERRORS as e:
         if not all(os.path.isfile(os.path.join(where, f)) for f in source.files):
             how = (

@@ -40,8 +40,8 @@ from optuna.artifacts import FileSystemArtifactStore
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial
 
-from vae_search.config import RunConfig, merge
-from vae_search.errors import TrainingError
+from vae_search.config import DataConfig, RunConfig, merge
+from vae_search.errors import VaeSearchError
 from vae_search.search.checkpoints import TrialCheckpoint
 from vae_search.search.pruner import prune_reason, record_collapse_constraint
 from vae_search.search.spec import StudySpec, sample_run
@@ -131,6 +131,10 @@ class Objective:
             self._data = {key: load_data(cfg.data)}  # keep one: a study rarely varies its data
         return self._data[key]
 
+    def preload(self, cfg: DataConfig, data: Any) -> None:
+        """Use ``data`` (loaded by the worker's preflight) for trials whose data config is ``cfg``."""
+        self._data = {repr(dataclasses.asdict(cfg)): data}
+
     def run_config(self, trial: optuna.Trial) -> RunConfig:
         cfg = sample_run(trial, self.spec)
         if self.overrides:
@@ -186,9 +190,11 @@ class Objective:
                 checkpoint=checkpoint,
                 progress=self.progress,
             )
-        except TrainingError as e:
+        except VaeSearchError as e:
             # a NaN is a finding about this configuration, not a worker crash: the trial fails
-            # (Optuna fails a trial whose value is NaN) with the reason kept, and the worker goes on
+            # (Optuna fails a trial whose value is NaN) with the reason kept, and the worker goes
+            # on; so does one whose sampled data cannot be read (the worker's preflight checked
+            # the spec's own), without Optuna's traceback
             return self._fail(trial, str(e), cfg, history)
         except torch.cuda.OutOfMemoryError:
             # too big for this GPU: record it and let the worker go on with the next trial

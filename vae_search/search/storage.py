@@ -233,14 +233,30 @@ def _prepare_sqlite(parsed: URL) -> None:
             raise StorageError(f"cannot open SQLite database {db}: {e}") from e
 
 
+GRPC_WAIT = 10.0  # seconds a worker waits for the storage proxy to answer at start
+
+
 def _open_grpc(url: str) -> BaseStorage:
+    """A client of the storage proxy at ``url``, once the proxy answers (``GRPC_WAIT``)."""
+    wait = GRPC_WAIT
     host, _, port = url[len("grpc://") :].rstrip("/").rpartition(":")
     try:
-        return optuna.storages.GrpcStorageProxy(host=host, port=int(port))
+        with warnings.catch_warnings():  # "experimental" since Optuna 4.2
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            proxy = optuna.storages.GrpcStorageProxy(host=host, port=int(port))
     except ImportError as e:
         raise StorageError(
             f"{redact(url)}: the gRPC storage proxy needs grpcio (pip install grpcio)"
         ) from e
+    try:
+        proxy.wait_server_ready(timeout=wait)
+    except ConnectionError as e:  # otherwise the first call fails with a page of gRPC detail
+        proxy.close()
+        raise StorageError(
+            f"no storage proxy answers at {host}:{port} within {wait:g} s — is "
+            f"`vae-search storage-proxy` running there? {_CHECK}"
+        ) from e
+    return proxy
 
 
 def translate(error: BaseException, url: str) -> StorageError:

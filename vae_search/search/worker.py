@@ -26,6 +26,7 @@ from vae_search.errors import TrainingError
 from vae_search.search import budget
 from vae_search.search.checkpoints import artifact_store, resolve_artifact_dir
 from vae_search.search.objective import Objective
+from vae_search.search.preflight import check_device, prepare_data, trial_base
 from vae_search.search.pruner import build_pruner
 from vae_search.search.resilient import resilient
 from vae_search.search.spec import StudySpec, build_sampler
@@ -46,7 +47,7 @@ class WorkerOptions:
         storage: storage URL (None: ``VAE_SEARCH_STORAGE`` or the SQLite default).
         artifact_dir: artifact store directory (None: ``VAE_SEARCH_ARTIFACTS`` or ./artifacts).
         n_trials: the most trials this worker runs (None: until the study's budget is met).
-        timeout: seconds after which this worker starts no new trial.
+        timeout: seconds after which this worker starts no new trial (None: the spec's).
         device: run-config ``device`` for every trial (None: the spec's).
         threads: CPU threads per trial (None: the spec's).
         index: this worker's number: the sampler seed is the spec's seed + index (None: + the
@@ -133,31 +134,36 @@ def run_worker(
     progress: ProgressFn | None = None,
 ) -> WorkerResult:
     """Run trials of ``spec``'s study until its budget, ``opts.n_trials`` or ``opts.timeout``."""
+    overrides = {
+        k: v for k, v in (("device", opts.device), ("threads", opts.threads)) if v is not None
+    }
+    check_device(spec, overrides)  # before the study is touched: one line, no FAIL left behind
+    data = prepare_data(spec, overrides)
     timing_dir = os.environ.get(TIMING_ENV)
     timers: list[StorageTimer] = []
     study, url = open_study(spec, opts.storage, opts.index, timers if timing_dir else None)
+    objective = Objective(spec, artifact_store(resolve_artifact_dir(opts.artifact_dir)), overrides,
+                          progress=progress)
+    objective.preload(trial_base(spec, overrides).data, data)
     result = WorkerResult()
     try:
-        return _run(study, url, spec, opts, stop, progress, result)
+        return _run(study, url, spec, opts, objective, stop, result)
     finally:
         if timers:
             timers[0].dump(Path(timing_dir), len(result.trials))
 
 
-def _run(study: optuna.Study, url: str, spec: StudySpec, opts: WorkerOptions, stop: GracefulStop | None,
-         progress: ProgressFn | None, result: WorkerResult) -> WorkerResult:
+def _run(study: optuna.Study, url: str, spec: StudySpec, opts: WorkerOptions, objective: Objective,
+         stop: GracefulStop | None, result: WorkerResult) -> WorkerResult:
     lock = budget.study_lock(url, spec.study)
-    store = artifact_store(resolve_artifact_dir(opts.artifact_dir))
-    overrides = {
-        k: v for k, v in (("device", opts.device), ("threads", opts.threads)) if v is not None
-    }
 
     def on_trial_start(trial: optuna.Trial) -> None:
         lock.release()
         result.trials.append(trial.number)
 
-    objective = Objective(spec, store, overrides, on_trial_start=on_trial_start, progress=progress)
-    deadline = time.monotonic() + opts.timeout if opts.timeout else None
+    objective.on_trial_start = on_trial_start
+    timeout = opts.timeout if opts.timeout is not None else spec.timeout
+    deadline = time.monotonic() + timeout if timeout else None
     last_refresh = float("-inf")
     log.info("worker %s (pid %d) joined study %r", opts.index, os.getpid(), spec.study)
     while True:
