@@ -72,6 +72,48 @@ def test_export_with_no_completed_trial(tmp_path):
                    "no completed trial", "vae-search status empty")
 
 
+def test_export_writes_the_best_trial_that_status_shows(tmp_path):
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    from vae_search.config import RunConfig
+    from vae_search.search.pruner import COLLAPSE_CONSTRAINT
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    study = optuna.create_study(study_name="coll", storage=url)
+    cfg = RunConfig().to_dict()
+    for value, active in ((30.0, 5), (20.0, 0), (25.0, 3)):  # the lowest value collapsed
+        study.add_trial(optuna.trial.create_trial(
+            params={"schedule.beta": 1.0}, distributions={"schedule.beta": FloatDistribution(0.1, 10)},
+            value=value, user_attrs={"config": cfg, "final": {"active_units": active}, "latent_dim": 20},
+            system_attrs={f"constraints:{COLLAPSE_CONSTRAINT}": 1.0 - active},
+        ))
+    best = json.loads(run("status", "coll", "--storage", url, "--json").output)["best"]["number"]
+    import yaml
+
+    def exported(*flags):
+        res = run("export", "coll", "--storage", url, "-o", tmp_path / "b.yaml", *flags)
+        assert res.exit_code == 0, res.output
+        return yaml.safe_load((tmp_path / "b.yaml").read_text())["provenance"]["trial"]
+
+    # status, Optuna's best_trial and export agree on trial 2 (value 25, 3 active units) ...
+    assert best == study.best_trial.number == exported() == 2
+    # ... and the collapsed trial 1 (value 20) only with --include-collapsed
+    assert exported("--include-collapsed") == 1
+
+
+def test_export_to_a_path_it_cannot_use_is_one_line(finished, tmp_path):
+    url, _ = finished
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("x")
+    one_line_error(run("export", "clistudy", "--storage", url, "-o", tmp_path / "adir"),
+                   "is a directory; name a file")
+    one_line_error(run("export", "clistudy", "--storage", url, "--top", "2", "-o", tmp_path / "afile"),
+                   "is a file; --top 2 writes a directory")
+    one_line_error(run("export", "clistudy", "--storage", url, "-o", tmp_path / "afile" / "b.yaml"),
+                   "cannot write", "afile")
+
+
 def test_unknown_study_names_the_ones_there(finished):
     url, _ = finished
     one_line_error(run("status", "nope", "--storage", url), "no study 'nope'", "clistudy")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -75,3 +76,28 @@ def test_run_command_reaches_the_budget_and_prints_a_summary(tmp_path):
     assert "vae-search dashboard --storage" in res.stdout
     trials = optuna.load_study(study_name="runcmd", storage=url).trials
     assert sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials) == 4 == len(trials)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_run_prints_commands_to_paste_without_the_password(tmp_path, pg_url):
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import drop_study
+
+    parsed = make_url(pg_url)
+    if parsed.password is None:  # a trust-auth server takes any password: give it one to hide
+        parsed = parsed.set(password="s3cret-run")
+    url = parsed.render_as_string(hide_password=False)
+    spec = write_spec(tmp_path / "s.yaml", "runpw", n_trials=2)
+    try:
+        res = subprocess.run([sys.executable, "-m", "vae_search", "run", str(spec), "--workers", "1",
+                              "--artifact-dir", str(tmp_path / "art")], capture_output=True, text=True,
+                             timeout=300, env={**os.environ, "VAE_SEARCH_STORAGE": url})
+    finally:
+        drop_study(url, "runpw")
+    assert res.returncode == 0, res.stderr
+    # neither the password nor a pasted-in "***" placeholder: the commands read the environment
+    assert str(parsed.password) not in res.stdout + res.stderr and "***" not in res.stdout
+    assert "with VAE_SEARCH_STORAGE set" in res.stdout
+    assert "vae-search export runpw -o best.yaml" in res.stdout

@@ -103,12 +103,14 @@ def launch_cmd(ctx: click.Context, spec: Path, workers: int, gpus: str | None, p
 def _launch(ctx: click.Context, spec: Path, workers: int, gpus: str | None, per_gpu: int, storage: str | None,
             artifact_dir: str | None, timeout: float | None) -> list[int]:
     from vae_search.search.launch import launch, plan
+    from vae_search.search.preflight import prepare_data
     from vae_search.search.progress import StudyProgress
     from vae_search.search.storage import resolve_url
     from vae_search.search.worker import open_study
 
     s = _load_spec(spec)
     url = resolve_url(storage)
+    prepare_data(s)  # download once, before the workers race to (a missing dataset: one line)
     study, _ = open_study(s, url)  # create the study once, before the workers race for it
     progress = StudyProgress(study, s.n_trials)
     verbose = ctx.find_root().params.get("verbose", 0)
@@ -135,7 +137,7 @@ def run_cmd(ctx: click.Context, spec: Path, workers: int, gpus: str | None, per_
     """The whole search in one command: create the study of SPEC, run local workers to its
     budget, print a summary and the command that opens the dashboard."""
     from vae_search.search.checkpoints import resolve_artifact_dir
-    from vae_search.search.storage import redact, resolve_url
+    from vae_search.search.storage import redact
 
     codes = _launch(ctx, spec, workers, gpus, per_gpu, storage, artifact_dir, None)
     s = _load_spec(spec)
@@ -144,10 +146,15 @@ def run_cmd(ctx: click.Context, spec: Path, workers: int, gpus: str | None, per_
 
     click.echo(_format_summary(summarize(study).to_dict()))
     art = resolve_artifact_dir(artifact_dir)
+    # commands to paste: a URL with a password is left to VAE_SEARCH_STORAGE, never printed
+    secret = redact(url) != url
+    where = [] if secret else ["--storage", url]
+    if secret:
+        click.echo("\n(with VAE_SEARCH_STORAGE set to the study's database URL)", nl=False)
     click.echo("\nopen the dashboard:\n  " + shlex.join(
-        ["vae-search", "dashboard", "--storage", redact(resolve_url(storage)), "--artifact-dir", str(art)]))
+        ["vae-search", "dashboard", *where, "--artifact-dir", str(art)]))
     click.echo("export the best configuration:\n  " + shlex.join(
-        ["vae-search", "export", s.study, "--storage", redact(resolve_url(storage)), "-o", "best.yaml"]))
+        ["vae-search", "export", s.study, *where, "-o", "best.yaml"]))
     if any(codes):
         raise VaeSearchError(f"worker exit codes {codes}; see the log lines above")
 
@@ -191,17 +198,19 @@ def status_cmd(study: str | None, storage: str | None, as_json: bool) -> None:
 @click.argument("study")
 @_storage_opt
 @click.option("--top", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--exclude-collapsed", is_flag=True, help="Skip trials that lost their active units.")
+@click.option("--include-collapsed", is_flag=True,
+              help="Rank trials that lost their active units too (by default they are skipped, "
+                   "as in status, unless every trial collapsed).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="A YAML file (--top 1) or a directory (--top > 1).")
-def export_cmd(study: str, storage: str | None, top: int, exclude_collapsed: bool, output: Path) -> None:
+def export_cmd(study: str, storage: str | None, top: int, include_collapsed: bool, output: Path) -> None:
     """Write the best trials of STUDY as run configs for `vae-search train`, with their metrics
     and provenance."""
     from vae_search.search.export import export
     from vae_search.search.storage import redact
 
     s, url = _load_study(study, storage)
-    for p in export(s, output, top=top, exclude_collapsed=exclude_collapsed, storage=redact(url)):
+    for p in export(s, output, top=top, include_collapsed=include_collapsed, storage=redact(url)):
         click.echo(str(p))
 
 

@@ -29,7 +29,7 @@ from vae_search.dashboard.study_figures import (
     objective_label,
     trial_points,
 )
-from vae_search.search.summary import completed, ranked, summarize
+from vae_search.search.summary import best_trials, completed, is_collapsed, summarize
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,6 @@ def _trial_html(
     rank: int,
     store: ArtifactStore | None,
     storage_label: str,
-    exclude_collapsed: bool,
 ) -> str:
     final = t.user_attrs.get("final") or {}
     figures = {
@@ -141,7 +140,6 @@ def _trial_html(
     export = ["vae-search", "export", study.study_name, "--storage", storage_label]
     export += (
         (["--top", str(rank)] if rank > 1 else [])
-        + (["--exclude-collapsed"] if exclude_collapsed else [])
         + ["-o", out]
     )
     config_file = "best.yaml" if rank == 1 else f"best/rank{rank}-trial{t.number}.yaml"
@@ -181,9 +179,8 @@ def render_report(
         f.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False})
         for i, f in enumerate(figs)
     )
-    best = ranked(study, exclude_collapsed=True)
-    exclude = bool(best)
-    best = best or completed(study)
+    best = best_trials(study)  # the order `export` writes them in
+    exclude = any(not is_collapsed(t) for t in best)
     left_out = len(completed(study)) - len(best)
     rule = (
         "Ranked by the objective among completed trials that kept active units"
@@ -193,7 +190,7 @@ def render_report(
     )
     trials = (
         "".join(
-            _trial_html(study, t, i + 1, store, storage_label, exclude)
+            _trial_html(study, t, i + 1, store, storage_label)
             for i, t in enumerate(best[:top])
         )
         or "<p>No completed trial yet.</p>"

@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial
 
 from vae_search.config import RunConfig
 from vae_search.errors import VaeSearchError
-from vae_search.search.summary import is_collapsed, ranked
+from vae_search.search.summary import best_trials, is_collapsed
 
 
 def _version(pkg: str) -> str | None:
@@ -57,33 +57,32 @@ def export(
     out: Path,
     *,
     top: int = 1,
-    exclude_collapsed: bool = False,
+    include_collapsed: bool = False,
     storage: str = "",
 ) -> list[Path]:
-    """Write the ``top`` best trials: to ``out`` itself when top is 1, else into the directory
-    ``out`` as ``rank<i>-trial<n>.yaml``. Return the files written.
+    """Write the ``top`` best trials (ranked as :func:`best_trials`: collapsed ones only with
+    ``include_collapsed``, or when every trial collapsed): to ``out`` itself when top is 1, else
+    into the directory ``out`` as ``rank<i>-trial<n>.yaml``. Return the files written.
 
     Raises:
-        VaeSearchError: no trial has completed (or none that did not collapse).
+        VaeSearchError: no trial has completed yet, or ``out`` cannot be written.
     """
-    trials = ranked(study, exclude_collapsed)
+    trials = best_trials(study, include_collapsed)
     if not trials:
-        which = (
-            "no completed trial that kept its active units"
-            if exclude_collapsed
-            else "no completed trial"
-        )
         raise VaeSearchError(
-            f"study {study.study_name!r} has {which} yet; run workers first "
+            f"study {study.study_name!r} has no completed trial yet; run workers first "
             f"(vae-search status {study.study_name} shows its trials)"
         )
     chosen = trials[:top]
-    if top == 1:
-        paths = [out]
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        paths = [out / f"rank{i + 1}-trial{t.number}.yaml" for i, t in enumerate(chosen)]
-    for i, (t, path) in enumerate(zip(chosen, paths)):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(trial_config(study, t, i + 1, storage).to_yaml())
+    if top == 1 and out.is_dir():
+        raise VaeSearchError(f"-o {out}: is a directory; name a file (best.yaml), or use --top 2 or more")
+    if top > 1 and out.exists() and not out.is_dir():
+        raise VaeSearchError(f"-o {out}: is a file; --top {top} writes a directory of files")
+    paths = [out] if top == 1 else [out / f"rank{i + 1}-trial{t.number}.yaml" for i, t in enumerate(chosen)]
+    try:
+        for i, (t, path) in enumerate(zip(chosen, paths)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(trial_config(study, t, i + 1, storage).to_yaml())
+    except OSError as e:
+        raise VaeSearchError(f"-o {out}: cannot write {e.filename or out} ({e.strerror})") from e
     return paths

@@ -42,6 +42,15 @@ def ranked(study: optuna.Study, exclude_collapsed: bool = False) -> list[FrozenT
     return [t for t in trials if not is_collapsed(t)] if exclude_collapsed else trials
 
 
+def best_trials(study: optuna.Study, include_collapsed: bool = False) -> list[FrozenTrial]:
+    """The study's best trials, best first, as ``status``, ``report`` and ``export`` rank them:
+    completed trials that kept their active units (as Optuna's ``best_trial`` skips infeasible
+    ones), or all completed ones when every one collapsed or ``include_collapsed``."""
+    if include_collapsed:
+        return completed(study)
+    return ranked(study, exclude_collapsed=True) or completed(study)
+
+
 @dataclass
 class StudySummary:
     name: str
@@ -81,7 +90,7 @@ def summarize(study: optuna.Study) -> StudySummary:
         states[t.state.name] += 1
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     collapse = sum(t.user_attrs.get("prune_reason") == "collapse" for t in pruned)
-    best_list = ranked(study, exclude_collapsed=True) or completed(study)
+    best_list = best_trials(study)
     running = [
         {
             "number": t.number,
