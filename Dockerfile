@@ -43,8 +43,10 @@ RUN pip install --no-deps . && vae-search --version
 # Shipped study specs; compose mounts ./studies over them so that edits need no rebuild.
 COPY studies ./studies
 
-# Not root. /artifacts belongs to the user, and a fresh named volume mounted there inherits it.
-RUN useradd --create-home --uid 1000 vae && mkdir -p /artifacts && chown vae:vae /artifacts
+# Not root. /artifacts and /app/data (the datasets: data.root defaults to `data`, relative to
+# WORKDIR) belong to the user, and a fresh named volume mounted there inherits it.
+RUN useradd --create-home --uid 1000 vae \
+ && mkdir -p /artifacts /app/data && chown vae:vae /artifacts /app/data
 USER vae
 ENV VAE_SEARCH_ARTIFACTS=/artifacts
 

@@ -8,7 +8,9 @@
 # the password in ~/.pgpass (chmod 600; line "db-host:5432:vae_search:vae:PASSWORD"), which
 # libpq reads by itself: no password on a command line, in the job script or in its log.
 # Artifacts (checkpoints, pictures) go to $VAE_SEARCH_ARTIFACTS on the shared file system.
-# Optionally create the study once first: vae-search create-study SPEC.
+# First, once, in the directory you submit from (data.root `data` is relative to it):
+#   VAE_SEARCH_STORAGE=$(cat ~/.config/vae-search/storage) vae-search create-study SPEC
+# creates the study and downloads its dataset, so that the tasks do not race to download it.
 #
 # Time limit: Slurm sends SIGTERM 5 minutes before it (--signal), the worker finishes its
 # trial and exits; a trial cut off anyway is failed by the heartbeat and retried elsewhere
@@ -28,7 +30,17 @@ SPEC="${1:?usage: sbatch --array=0-N deploy/slurm-array.sh STUDY_SPEC.yaml}"
 VENV="${VENV:-$HOME/vae-search/.venv}"
 STORAGE_FILE="${STORAGE_FILE:-$HOME/.config/vae-search/storage}"
 
-export VAE_SEARCH_STORAGE="${VAE_SEARCH_STORAGE:-$(cat "$STORAGE_FILE")}"
+# An empty URL would make vae-search fall back to SQLite, which must never be on a shared FS.
+NO_URL="no database URL: put it (without password) in $STORAGE_FILE or set VAE_SEARCH_STORAGE"
+if [[ -z "${VAE_SEARCH_STORAGE:-}" ]]; then
+    # its own assignment: inside ${VAR:-$(cat ...)} a failing cat does not trip set -e
+    VAE_SEARCH_STORAGE=$(cat "$STORAGE_FILE") || { echo "$NO_URL" >&2; exit 1; }
+fi
+if [[ -z "$VAE_SEARCH_STORAGE" ]]; then
+    echo "$NO_URL" >&2
+    exit 1
+fi
+export VAE_SEARCH_STORAGE
 export VAE_SEARCH_ARTIFACTS="${VAE_SEARCH_ARTIFACTS:-$HOME/vae-search/artifacts}"
 export OMP_NUM_THREADS="${SLURM_CPUS_PER_TASK:-1}"
 
