@@ -320,7 +320,7 @@ def _study_names(url: str) -> list[str]:
     [
         ({"data": {"name": "mnist", "root": "RAW", "download": False}}, [],
          "error: mnist: dataset files not found in RAW"),
-        ({}, ["--device", "cuda"], "error: --device cuda: CUDA is not available here; use cpu or auto"),
+        ({}, ["--device", "cuda"], "error: --device cuda: CUDA is not available here; use auto or cpu"),
         ({"device": "cuda"}, [], "s.yaml: run.device cuda: CUDA is not available here"),
     ],
     ids=["missing-dataset", "device-flag", "device-in-spec"],

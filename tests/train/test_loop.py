@@ -137,3 +137,21 @@ def test_weights_round_trip_with_weights_only(tmp_path):
     # a fresh model differs, so the comparison above is not vacuous
     fresh = build_vae(small_config(seed=5), data.shape)
     assert not torch.allclose(fresh.encode(x)[0], model.encode(x)[0])
+
+
+def test_devices_that_are_not_here_are_named_before_training(monkeypatch):
+    import torch
+
+    from vae_search.errors import ConfigError
+    from vae_search.train.loop import device_problem, resolve_device
+
+    assert device_problem("cpu") is None and device_problem("auto") is None
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert device_problem("cuda") == "CUDA is not available here; use auto or cpu"
+    with pytest.raises(ConfigError, match=r"device: 'cuda:0' asked for, but CUDA is not available"):
+        resolve_device("cuda:0")
+    # one visible GPU (CUDA_VISIBLE_DEVICES=3, say): cuda:1 does not exist, cuda:0 and cuda do
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert "only 1 CUDA device(s) are visible here" in device_problem("cuda:1")
+    assert device_problem("cuda:0") is None and device_problem("cuda") is None

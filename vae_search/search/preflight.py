@@ -17,7 +17,7 @@ from vae_search.config import RunConfig, merge
 from vae_search.data import DataSplits, load_data
 from vae_search.errors import ConfigError
 from vae_search.search.spec import StudySpec
-from vae_search.train import resolve_device
+from vae_search.train.loop import device_problem
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +33,10 @@ def trial_base(spec: StudySpec, overrides: dict[str, Any] | None = None) -> RunC
 def check_device(spec: StudySpec, overrides: dict[str, Any] | None = None) -> None:
     """Raise one ConfigError, naming where the device came from, when it is not here."""
     device = trial_base(spec, overrides).device
-    try:
-        resolve_device(device)
-    except ConfigError as e:
+    problem = device_problem(device)
+    if problem is not None:
         where = "--device" if overrides and "device" in overrides else f"{spec.source}: run.device"
-        raise ConfigError(f"{where} {device}: CUDA is not available here; use cpu or auto") from e
+        raise ConfigError(f"{where} {device}: {problem}")
 
 
 def prepare_data(spec: StudySpec, overrides: dict[str, Any] | None = None) -> DataSplits:

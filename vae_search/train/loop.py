@@ -92,12 +92,26 @@ EpochCallback = Callable[[EpochMetrics], None]
 ProgressFn = Callable[[int, int, int], None]  # (epoch, step, steps per epoch), 1-based
 
 
+def device_problem(name: str) -> str | None:
+    """Why device ``name`` cannot be used here (None: it can)."""
+    if name == "auto" or not name.startswith("cuda"):
+        return None
+    if not torch.cuda.is_available():
+        return "CUDA is not available here; use auto or cpu"
+    index = torch.device(name).index
+    if index is not None and index >= torch.cuda.device_count():
+        return (f"only {torch.cuda.device_count()} CUDA device(s) are visible here "
+                "(CUDA_VISIBLE_DEVICES counts from 0); use cuda or a lower index")
+    return None
+
+
 def resolve_device(name: str) -> torch.device:
-    """``auto`` takes CUDA when present; asking for CUDA without it is a config error."""
+    """``auto`` takes CUDA when present; a CUDA device that is not here is a config error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device: {name!r} asked for, but CUDA is not available here; use device: auto or cpu")
+    problem = device_problem(name)
+    if problem is not None:
+        raise ConfigError(f"device: {name!r} asked for, but {problem}")
     return torch.device(name)
 
 
