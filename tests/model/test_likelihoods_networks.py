@@ -47,3 +47,19 @@ def test_empty_hidden_list_is_a_linear_vae():
     model = build_vae(cfg, (5,))
     assert [type(m).__name__ for m in model.encoder.net] == ["Linear"]
     assert [type(m).__name__ for m in model.decoder.net] == ["Linear"]
+
+
+@pytest.mark.parametrize("prior", ["standard", "vamp"])
+def test_densities_stay_float32_under_bfloat16_autocast(prior):
+    # what amp: true does on CUDA, on the CPU: the networks run in bfloat16, the densities not
+    cfg = RunConfig.from_dict({"model": {"hidden": [32], "latent_dim": 4},
+                               "prior": {"kind": prior, "components": 3}})
+    torch.manual_seed(0)
+    model = build_vae(cfg, (12,))
+    x = torch.rand(16, 12).bernoulli()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x, generator=torch.Generator().manual_seed(1))
+    for name in ("mu", "logvar", "z", "out", "log_px", "kl_terms"):
+        assert getattr(out, name).dtype == torch.float32, name
+    # and a float64 model stays float64 (the exactness tests rely on it)
+    assert model.double()(x.double()).log_px.dtype == torch.float64

@@ -22,8 +22,10 @@ def test_cpu_workers_share_the_cores():
 
 
 def test_gpu_workers_round_robin_with_several_per_gpu():
-    placed = plan(4, "0,2", 2)
+    placed = plan(4, "0,2", 2, cpu_count=16)
     assert [p.gpu for p in placed] == [0, 2, 0, 2]
+    # and they share the CPU cores too (data generation, pictures): 16 // 4 threads each
+    assert {p.threads for p in placed} == {4}
     with pytest.raises(ConfigError, match="raise --per-gpu to 3"):
         plan(5, "0,1", 2)
     with pytest.raises(ConfigError, match="'x,1' is not 'all'"):
@@ -41,9 +43,10 @@ def test_gpus_all_without_cuda(monkeypatch):
 def test_worker_command_pins_the_device_and_keeps_the_password_off_the_command_line(tmp_path, monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     url = "postgresql+psycopg://u:s3cret@h/db"
-    cmd, env = worker_command(tmp_path / "s.yaml", Placement(1, 3, None), storage=url, artifact_dir=None,
+    cmd, env = worker_command(tmp_path / "s.yaml", Placement(1, 3, 2), storage=url, artifact_dir=None,
                               timeout=None, verbose=0)
     assert env["CUDA_VISIBLE_DEVICES"] == "3" and cmd[cmd.index("--device") + 1] == "cuda"
+    assert cmd[cmd.index("--threads") + 1] == "2" and env["OMP_NUM_THREADS"] == "2"
     assert env["VAE_SEARCH_STORAGE"] == url and not any("s3cret" in c for c in cmd)
     cmd, env = worker_command(tmp_path / "s.yaml", Placement(0, None, 4), storage=None, artifact_dir=None,
                               timeout=None, verbose=0)

@@ -292,12 +292,21 @@ def test_cuda_out_of_memory_fails_the_trial_and_the_worker_goes_on(tmp_path, mon
     real_train = objective_mod.train
     calls = []
 
+    import weakref
+
+    alive_at_empty_cache = []
+    held = []
+
     def train_oom_first(cfg, **kw):
         calls.append(cfg)
         if len(calls) == 1:
+            model = torch.nn.Linear(4, 4)  # what train() holds when the GPU runs out
+            held.append(weakref.ref(model))
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real_train(cfg, **kw)
 
+    monkeypatch.setattr(torch.cuda, "empty_cache",
+                        lambda: alive_at_empty_cache.append(held[0]() is not None))
     monkeypatch.setattr(objective_mod, "train", train_oom_first)
     url = f"sqlite:///{tmp_path / 'st.db'}"
     spec = StudySpec.from_file(write_spec(tmp_path / "s.yaml", "oom", n_trials=2))
@@ -306,6 +315,9 @@ def test_cuda_out_of_memory_fails_the_trial_and_the_worker_goes_on(tmp_path, mon
     # the first trial failed with its reason; the budget was still met by the next ones
     assert trials[0].state == TrialState.FAIL
     assert "CUDA out of memory" in trials[0].user_attrs["fail_reason"]
+    # the cache was emptied once the failed trial's model could be collected, not while the
+    # exception still held it (before, the memory stayed reserved for the next trials)
+    assert alive_at_empty_cache == [False]
     assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 2
 
 

@@ -155,3 +155,34 @@ def test_devices_that_are_not_here_are_named_before_training(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert "only 1 CUDA device(s) are visible here" in device_problem("cuda:1")
     assert device_problem("cuda:0") is None and device_problem("cuda") is None
+
+
+def test_a_checkpoint_from_another_device_type_resumes_with_a_new_batch_order(caplog):
+    straight = train(small_config(epochs=3))
+
+    def interrupted() -> MemoryCheckpoint:
+        ckpt = MemoryCheckpoint()
+
+        def die_after_two(m):
+            if m.epoch == 2:
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            train(small_config(epochs=3), checkpoint=ckpt, on_epoch=die_after_two)
+        return ckpt
+
+    # written by a GPU worker (a CUDA generator's state is 16 bytes), resumed on a CPU
+    ckpt = interrupted()
+    ckpt.state["rng"].update(batches_device="cuda", batches=torch.zeros(16, dtype=torch.uint8),
+                             cuda=torch.zeros(16, dtype=torch.uint8))
+    with caplog.at_level(logging.INFO):
+        resumed = train(small_config(epochs=3), checkpoint=ckpt)
+    # the weights carry over (no restart), only epoch 3's batch order is drawn anew
+    assert resumed.resumed_from == 2 and "starting this run from scratch" not in caplog.text
+    assert "checkpoint written on cuda, resumed on cpu" in caplog.text
+    elbos = [[m.elbo for m in r.history] for r in (resumed, straight)]
+    assert elbos[0][:2] == elbos[1][:2] and elbos[0][2] != elbos[1][2]
+    # a checkpoint written before the device was recorded is a CPU one, resumed exactly
+    ckpt = interrupted()
+    del ckpt.state["rng"]["batches_device"]
+    assert train(small_config(epochs=3), checkpoint=ckpt).final == straight.final

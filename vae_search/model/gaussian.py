@@ -9,6 +9,11 @@ import torch
 LOG_2PI = math.log(2.0 * math.pi)
 
 
+def full_precision(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32 when autocast left it in half or bfloat16 (float64 stays float64)."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 def log_normal(x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """Elementwise log N(x; mu, exp(logvar))."""
     return -0.5 * (LOG_2PI + logvar + (x - mu).pow(2) * torch.exp(-logvar))

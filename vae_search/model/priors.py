@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from vae_search.model.gaussian import kl_normal, log_mixture, log_normal
+from vae_search.model.gaussian import full_precision, kl_normal, log_mixture, log_normal
 
 EncodeFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -140,6 +140,7 @@ class VampPrior(MixturePrior):
 
     def components(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mu, logvar = self._encode(self.inputs())
+        mu, logvar = full_precision(mu), full_precision(logvar)  # as VAE.encode gives them
         k = mu.shape[0]
         return torch.full((k,), -math.log(k), device=mu.device, dtype=mu.dtype), mu, logvar
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from vae_search.config import RunConfig
-from vae_search.model.gaussian import log_normal
+from vae_search.model.gaussian import full_precision, log_normal
 from vae_search.model.likelihoods import Likelihood, build_likelihood
 from vae_search.model.networks import build_networks
 from vae_search.model.priors import Prior, build_prior
@@ -53,7 +53,10 @@ class VAE(nn.Module):
         return self.prior.latent_dim
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.encoder(x)
+        # float32 whatever autocast made the network's output: every density and KL below is
+        # computed from these, and bfloat16 would bias them by hundredths of a nat
+        mu, logvar = self.encoder(x)
+        return full_precision(mu), full_precision(logvar)
 
     @staticmethod
     def reparameterize(
@@ -66,7 +69,7 @@ class VAE(nn.Module):
         return mu + torch.exp(0.5 * logvar) * eps
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
+        return full_precision(self.decoder(z))  # logits or means, float32 under autocast too
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> VAEOutput:
         mu, logvar = self.encode(x)

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Placement:
-    """Where one worker runs: ``gpu`` is a CUDA index, or None for CPU with ``threads``."""
+    """Where one worker runs: ``gpu`` is a CUDA index (None: the CPU), with ``threads`` CPU threads."""
 
     index: int
     gpu: int | None
@@ -54,11 +54,12 @@ def plan(
     workers: int, gpus: str | None, per_gpu: int, cpu_count: int | None = None
 ) -> list[Placement]:
     """Place ``workers`` workers: round-robin over the GPUs (at most ``per_gpu`` each), or on the
-    CPU with ``cpu_count // workers`` threads each (at least one)."""
+    CPU; either way with ``cpu_count // workers`` CPU threads each (at least one), as a GPU
+    worker still generates data and draws pictures on the CPU."""
     if workers < 1:
         raise ConfigError(f"--workers: must be at least 1, got {workers}")
+    threads = max(1, (cpu_count or os.cpu_count() or 1) // workers)
     if gpus is None:
-        threads = max(1, (cpu_count or os.cpu_count() or 1) // workers)
         return [Placement(i, None, threads) for i in range(workers)]
     ids = visible_gpus() if gpus == "all" else _parse_gpus(gpus)
     if not ids:
@@ -76,7 +77,7 @@ def plan(
             f"--workers {workers} does not fit {len(ids)} GPU(s) x --per-gpu {per_gpu}; "
             f"raise --per-gpu to {-(-workers // len(ids))} or lower --workers"
         )
-    return [Placement(i, ids[i % len(ids)], None) for i in range(workers)]
+    return [Placement(i, ids[i % len(ids)], threads) for i in range(workers)]
 
 
 def _parse_gpus(text: str) -> list[int]:
@@ -115,9 +116,11 @@ def worker_command(
         cmd += ["--artifact-dir", artifact_dir]
     if timeout:
         cmd += ["--timeout", str(timeout)]
-    if p.gpu is None:
-        cmd += ["--device", "cpu", "--threads", str(p.threads)]
+    if p.threads is not None:
+        cmd += ["--threads", str(p.threads)]
         env["OMP_NUM_THREADS"] = str(p.threads)
+    if p.gpu is None:
+        cmd += ["--device", "cpu"]
     else:
         cmd += ["--device", "cuda"]
         inherited = inherited_devices()

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import gc
 import logging
 import time
 import warnings
@@ -197,11 +198,10 @@ class Objective:
             # the spec's own), without Optuna's traceback
             return self._fail(trial, str(e), cfg, history)
         except torch.cuda.OutOfMemoryError:
-            # too big for this GPU: record it and let the worker go on with the next trial
-            torch.cuda.empty_cache()
-            return self._fail(trial, f"CUDA out of memory on {cfg.device} (batch_size {cfg.batch_size}, "
-                                     f"latent_dim {cfg.model.latent_dim}); lower batch_size or the model size",
-                              cfg, history)
+            # too big for this GPU: record it and let the worker go on with the next trial; the
+            # memory is freed after this block, once the traceback no longer holds train()'s
+            # model and batches (workers sharing the GPU would run out in turn)
+            result = None
         except KeyboardInterrupt:
             # stop now, lose nothing: a copy waits in the queue with the last checkpoint, and
             # this trial fails quietly (NaN) so the worker can exit without a traceback
@@ -209,6 +209,12 @@ class Objective:
             trial.set_user_attr("fail_reason", f"interrupted; re-queued as trial {requeue(trial)}")
             self.interrupted = True
             return float("nan")
+        if result is None:
+            gc.collect()
+            torch.cuda.empty_cache()
+            return self._fail(trial, f"CUDA out of memory on {cfg.device} (batch_size {cfg.batch_size}, "
+                                     f"latent_dim {cfg.model.latent_dim}); lower batch_size or the model size",
+                              cfg, history)
         if result.resumed_from:
             trial.set_user_attr("resumed_from_epoch", result.resumed_from)
         final = result.final

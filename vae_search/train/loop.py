@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from vae_search.config import RunConfig
+from vae_search.data.splits import derive_seed
 from vae_search.errors import ConfigError, TrainingError
 from vae_search.metrics import Evaluation, evaluate, iwae_nll
 from vae_search.model import VAE, build_vae, vae_loss
@@ -166,7 +167,13 @@ def train(
     steps = len(batcher)
     schedule = BetaSchedule(cfg.schedule, cfg.epochs)
     cuda = device.type == "cuda"
-    forward = torch.compile(model) if cfg.compile and cuda else model
+    if cfg.compile and cuda:
+        # a fresh cache per run: in a search every trial is another model, and Dynamo falls back
+        # to eager for good after recompile_limit (8) differing models in one process
+        torch.compiler.reset()
+        forward = torch.compile(model)
+    else:
+        forward = model
     autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cfg.amp and cuda)
     for h in history:
         if on_epoch is not None:
@@ -282,9 +289,31 @@ def _state(cfg: RunConfig, model: VAE, optimizer: torch.optim.Optimizer, gen: to
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "history": [h.to_dict() for h in history],
+        # the batch generator's state only fits a generator of the same device type; the CUDA
+        # stream is saved only for a CUDA run, and only for its own device
         "rng": {"torch": torch.get_rng_state(), "batches": gen.get_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+                "batches_device": gen.device.type,
+                "cuda": torch.cuda.get_rng_state(gen.device) if gen.device.type == "cuda" else None},
     }
+
+
+def _restore_rng(rng: dict[str, Any], gen: torch.Generator, seed: int, epoch: int) -> None:
+    """Random streams of the checkpoint; across device types the batch order is drawn anew.
+
+    A retry may run on another kind of device than its original (a CPU worker takes over a GPU
+    worker's trial): the weights and optimizer carry over, only the random streams cannot.
+    """
+    torch.set_rng_state(rng["torch"])
+    saved_on = rng.get("batches_device", "cpu")  # checkpoints before this key: CPU generators
+    if saved_on == gen.device.type:
+        gen.set_state(rng["batches"])
+        cuda = rng.get("cuda")
+        if gen.device.type == "cuda" and isinstance(cuda, torch.Tensor):
+            torch.cuda.set_rng_state(cuda, gen.device)
+    else:
+        gen.manual_seed(derive_seed(seed, f"resume-{epoch}"))
+        log.info("checkpoint written on %s, resumed on %s: batches after epoch %d follow a new "
+                 "random order", saved_on, gen.device.type, epoch)
 
 
 def _restore(checkpoint: Checkpoint | None, cfg: RunConfig, model: VAE, optimizer: torch.optim.Optimizer,
@@ -305,11 +334,8 @@ def _restore(checkpoint: Checkpoint | None, cfg: RunConfig, model: VAE, optimize
             return True
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"]["torch"])
-        gen.set_state(state["rng"]["batches"])
-        if state["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         history.extend(EpochMetrics(**h) for h in state["history"])
+        _restore_rng(state["rng"], gen, cfg.seed, len(history))
     except Exception as e:  # a corrupt or truncated checkpoint must not kill the trial
         reason = e if isinstance(e, CheckpointError) else (
             f"checkpoint could not be restored ({type(e).__name__}: {e})")
