@@ -6,6 +6,8 @@ Skipped when chromium is missing; CI installs it (``apt-get install -y chromium`
 
 from __future__ import annotations
 
+import html
+import json
 import re
 import shutil
 import subprocess
@@ -86,3 +88,40 @@ def test_the_report_renders_offline(finished_study, tmp_path):
     # plotly (inlined) drew both figures: its SVG containers are in the DOM
     assert dom.count('class="main-svg"') >= 2
     assert "Collapse map" in dom
+
+
+# after plotly drew the figure: where its legend, colour bar and titles ended up, relative to
+# the figure's box, written into the page for --dump-dom to return
+MEASURE = """
+var gd = document.getElementById('{plot_id}'), box = gd.getBoundingClientRect();
+var parts = Array.from(gd.querySelectorAll('.legend, .colorbar, .g-gtitle, [class$="title"]'));
+document.body.setAttribute('data-layout', JSON.stringify({
+  width: box.width, height: box.height, items: gd.querySelectorAll('.legend .traces').length,
+  parts: parts.map(function (e) {
+    var r = e.getBoundingClientRect();
+    return [e.getAttribute('class'), r.left - box.left, r.top - box.top,
+            r.right - box.left, r.bottom - box.top];
+  })
+}));
+"""
+
+
+def test_the_study_figures_fit_the_dashboards_box(finished_study, tmp_path):
+    from vae_search.dashboard.study_figures import study_figures
+
+    for graph_id, fig in study_figures(finished_study.load()).items():
+        page = tmp_path / f"{graph_id}.html"
+        # about the width optuna-dashboard gives a custom figure in a 1400 px window
+        fig.write_html(page, include_plotlyjs=True, default_width="620px", post_script=MEASURE)
+        dom = rendered_dom(page.as_uri(), tmp_path / f"profile-{graph_id}")
+        got = json.loads(html.unescape(re.search(r'data-layout="([^"]*)"', dom).group(1)))
+        # the figure is no taller than the dashboard's 450 px box ...
+        assert got["height"] <= 450, graph_id
+        # ... and its legend, colour bar and titles lie inside it, not clipped below
+        for name, left, top, right, bottom in got["parts"]:
+            if right > left:  # drawn
+                assert -1 <= left and right <= got["width"] + 1, (graph_id, name)
+                assert -1 <= top and bottom <= got["height"] + 1, (graph_id, name)
+        # every legend entry is drawn
+        keys = sum(1 for tr in fig.data if tr.showlegend is not False)
+        assert got["items"] == keys > 0, graph_id

@@ -5,11 +5,14 @@ from __future__ import annotations
 import torch
 
 from tests.conftest import small_config
-from vae_search.dashboard.canvas import colormap, nice_ticks
+from vae_search.dashboard.canvas import colormap
+from vae_search.dashboard.charts import MARK, epoch_ticks
 from vae_search.dashboard.notes import trial_note
+from vae_search.dashboard.ticks import nice_ticks, tick_labels
 from vae_search.dashboard.trial_pictures import (
     kl_heatmap,
     kl_matrix,
+    last_unit_variance,
     training_curves,
     traversal_picture,
     traverse,
@@ -142,3 +145,79 @@ def test_notes_say_why_a_trial_ended():
         {"final": {"active_units": 5, "nll_iwae": 80.5, "iwae_samples": 10}},
     )
     assert "5/6 active units" in done and "80.50" in done and "k = 10" in done
+
+
+def test_tick_labels_are_distinct_and_ordered():
+    for lo, hi in ((646.94, 648.12), (1001, 1003)):
+        ticks = nice_ticks(lo, hi, 5)
+        labels = tick_labels(ticks)
+        # a narrow range far from 0 (-ELBO late in training): no label twice, none in e-notation
+        assert len(set(labels)) == len(labels) and not any("e" in t for t in labels)
+        # each label reads back as its tick, so they are in the ticks' order
+        assert [float(t) for t in labels] == ticks == sorted(ticks)
+    # decimals follow the step: 0.25 steps need two
+    assert tick_labels(nice_ticks(0, 1, 5)) == ["0.00", "0.25", "0.50", "0.75", "1.00"]
+
+
+def test_epoch_and_count_ticks_are_whole_numbers_that_exist():
+    # one epoch: a tick at that epoch only (not 0 and 2, epochs that never ran)
+    assert epoch_ticks([1]) == [1]
+    assert set(epoch_ticks(list(range(1, 9)))) <= set(range(1, 9))
+    # counts (active units of 2, axis padded to 2.3): whole numbers only
+    assert nice_ticks(0, 2.3, 5, integer=True) == [0, 1, 2]
+
+
+def test_the_active_units_panel_asks_for_whole_number_ticks(monkeypatch):
+    import vae_search.dashboard.trial_pictures as tp
+
+    calls = {}
+    real = tp.line_panel
+
+    def spy(title, *a, **kw):
+        calls[title] = kw.get("integer_y", False)
+        return real(title, *a, **kw)
+
+    monkeypatch.setattr(tp, "line_panel", spy)
+    training_curves(_history(epochs=1), latent_dim=3, active_units=[2])
+    # only the count panel; β and the nats panels keep fractional ticks
+    assert [t for t, integer in calls.items() if integer] == ["active units (of 3)"]
+
+
+def test_a_collapsed_trial_stays_dark_in_the_kl_heatmap():
+    # all KL between 0.02 and 0.18 nats: a collapsed trial
+    kl = [[0.02 + 0.04 * d for d in range(5)] for _ in range(3)]
+    img = kl_heatmap(kl)
+    # the colour scale tops at 1 nat, not at 0.18: the largest cell has inferno's colour of
+    # 0.18 (dark), not its brightest
+    assert _cell(img, 4, 0) == tuple(colormap(torch.tensor(0.18)).tolist())
+    assert sum(_cell(img, 4, 0)) < sum(colormap(torch.tensor(1.0)).tolist()) / 3
+    # above 1 nat the scale follows the trial's largest KL: that cell is the brightest colour
+    lit = kl_heatmap([[0.5, 3.0]])
+    assert _cell(lit, 1, 0) == tuple(colormap(torch.tensor(1.0)).tolist())
+
+
+def _marked_rows(img, rows: int) -> list[int]:
+    """Rows with the mark colour (a blue inferno never takes) on their centre line."""
+    left, top, cw, ch = img.info["grid"]
+    return [
+        r
+        for r in range(rows)
+        if any(_near(img.getpixel((x, top + r * ch + ch // 2)), MARK) for x in range(img.width))
+    ]
+
+
+def _near(a, b, tol: int = 40) -> bool:
+    return all(abs(x - y) <= tol for x, y in zip(a, b))
+
+
+def test_inactive_units_are_marked_by_their_variance():
+    kl = [[0.5, 0.0, 0.3, 0.0]] * 2
+    # Var_x E[z_d] at the end: units 1 and 3 at or below δ = 0.01, inactive
+    img = kl_heatmap(kl, unit_variance=[0.5, 0.001, 0.02, 0.01], au_threshold=0.01)
+    assert _marked_rows(img, 4) == [1, 3]
+    # with no variances recorded there is nothing to mark
+    assert _marked_rows(kl_heatmap(kl), 4) == []
+    # the variances come from the final figures, else the history's last epoch
+    assert last_unit_variance({"unit_variance": [[1.0], [0.2]]}, {}) == [0.2]
+    assert last_unit_variance({}, {"unit_variance": [0.3]}) == [0.3]
+    assert last_unit_variance({}, {}) is None

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from vae_search.cli import main
 from vae_search.dashboard.publish import PICTURES
+from vae_search.dashboard.report import paste_url, render_report
 
 REMOTE = re.compile(
     r"""<(script|img|link|iframe)\b[^>]*\b(src|href)\s*=\s*["']?(https?:)?//""", re.I
@@ -91,3 +92,33 @@ def test_an_unknown_study_is_one_error_line(finished_study, tmp_path):
         main, ["report", "nope", "--storage", finished_study.url, "-o", str(tmp_path / "r.html")]
     )
     assert res.exit_code == 2 and "no study 'nope'" in res.output
+
+
+def test_the_trial_table_gives_the_beta_reached_and_its_target(report, finished_study):
+    study = finished_study.load()
+    for t in study.trials:
+        reached = t.user_attrs["history"]["beta"][-1]
+        # each row: the β the trial trained with last, then the target it was heading for
+        assert f"<td>{reached:.4g} (target {t.params['schedule.beta']:.4g})</td>" in report
+
+
+def test_a_password_is_left_out_of_the_commands_not_masked(finished_study):
+    study = finished_study.load()
+    page = render_report(study, None, storage_label="postgresql://bob:***@db.example/vae", top=1)
+    command = page.split("Reproduce it:</p><pre>", 1)[1].split("</pre>", 1)[0]
+    # the command can be pasted as it is: no "***" standing in for the password
+    assert "--storage postgresql://bob@db.example/vae" in command and "***" not in command
+    # and the page says where the password comes from instead
+    assert "~/.pgpass or PGPASSWORD" in page
+    # a URL without a password gets no such note
+    assert "PGPASSWORD" not in render_report(study, None, storage_label=finished_study.url, top=1)
+
+
+def test_paste_url_drops_masked_secrets_only():
+    # user info and a query key, as storage.redact masks them
+    assert paste_url("postgresql://bob:***@h/db") == ("postgresql://bob@h/db", True)
+    assert paste_url("postgresql://h/db?password=***&sslmode=require") == (
+        "postgresql://h/db?sslmode=require",
+        True,
+    )
+    assert paste_url("sqlite:///study.db") == ("sqlite:///study.db", False)

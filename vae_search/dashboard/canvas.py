@@ -1,4 +1,4 @@
-"""Drawing helpers for the dashboard's pictures: fonts, colours, tick positions, captions.
+"""Drawing helpers for the dashboard's pictures: fonts, colours, captions (ticks: ``ticks``).
 
 Plain PIL, so the pictures need nothing beyond what training already installs. Text uses
 DejaVu Sans when the system has it (it has β and −); otherwise Pillow's built-in font, with
@@ -99,26 +99,8 @@ def colormap(values: torch.Tensor) -> torch.Tensor:
     return (table[lo] * (1 - frac) + table[lo + 1] * frac).round().to(torch.uint8)
 
 
-def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    """About ``n`` round tick values (1, 2, 2.5, 5 × 10^k steps) covering [lo, hi]."""
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return []
-    if hi <= lo:
-        return [lo]
-    raw = (hi - lo) / max(n - 1, 1)
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    first = math.ceil(lo / step - 1e-9) * step
-    ticks = []
-    t = first
-    while t <= hi + step * 1e-9:
-        ticks.append(round(t, 12))
-        t += step
-    return ticks
-
-
 def fmt(value: float) -> str:
-    """Short label of a tick or a figure."""
+    """Short label of a single figure (ticks are labelled by ``ticks.tick_labels``)."""
     if value == 0:
         return "0"
     if abs(value) >= 1000 or abs(value) < 0.01:

@@ -17,10 +17,12 @@ from vae_search.dashboard.canvas import (
     RGB,
     colormap,
     draw_text,
-    fmt,
-    nice_ticks,
     text_size,
 )
+from vae_search.dashboard.ticks import nice_ticks, tick_labels
+
+MARK: RGB = (0, 114, 178)  # blue: apart from inferno's black-red-yellow
+MARK_GAP = 14  # room right of a heatmap's grid for its row marks
 
 
 @dataclass
@@ -77,9 +79,11 @@ def line_panel(
     xlabel: str = "epoch",
     markers: Sequence[Marker] = (),
     y_floor: float | None = None,
+    integer_y: bool = False,
     size: tuple[int, int] = (380, 240),
 ) -> Image.Image:
-    """A titled line chart with a legend row, y grid lines and integer x ticks (epochs)."""
+    """A titled line chart with a legend row, y grid lines and x ticks at epochs in ``xs``;
+    ``integer_y`` keeps the y ticks to whole numbers (counts)."""
     w, h = size
     img = Image.new("RGB", size, BACKGROUND)
     draw = ImageDraw.Draw(img)
@@ -113,13 +117,14 @@ def line_panel(
     def py(y: float) -> float:
         return bottom - (y - ylo) / (yhi - ylo) * (bottom - top)
 
-    for t in nice_ticks(ylo, yhi, 5):
+    yt = nice_ticks(ylo, yhi, 5, integer=integer_y)
+    for t, label in zip(yt, tick_labels(yt)):
         draw.line([(left, py(t)), (right, py(t))], fill=GRID)
-        draw_text(draw, (left - 6, py(t)), fmt(t), size=11, anchor="rm")
-    xt = [t for t in nice_ticks(x0, x1, min(8, len(xs))) if float(t).is_integer()] or [x0, x1]
-    for t in xt:
+        draw_text(draw, (left - 6, py(t)), label, size=11, anchor="rm")
+    xt = epoch_ticks(xs)
+    for t, label in zip(xt, tick_labels(xt)):
         draw.line([(px(t), bottom), (px(t), bottom + 4)], fill=INK)
-        draw_text(draw, (px(t), bottom + 6), fmt(t), size=11, anchor="ma")
+        draw_text(draw, (px(t), bottom + 6), label, size=11, anchor="ma")
     draw.rectangle([left, top, right, bottom], outline=INK)
     draw_text(draw, ((left + right) / 2, h - 4), xlabel, size=12, fill=MUTED, anchor="md")
     for m in markers:
@@ -141,6 +146,13 @@ def line_panel(
             if p is not None:
                 draw.ellipse([p[0] - 3, p[1] - 3, p[0] + 3, p[1] + 3], fill=s.color)
     return img
+
+
+def epoch_ticks(xs: Sequence[float]) -> list[float]:
+    """Whole-number ticks among the epochs drawn (one epoch: that epoch alone, not 0 and 2)."""
+    lo, hi = min(xs), max(xs)
+    ticks = [t for t in nice_ticks(lo, hi, min(8, len(xs)), integer=True) if lo <= t <= hi]
+    return ticks or [lo]
 
 
 def _solid(
@@ -165,6 +177,8 @@ def heatmap(
     vmax: float | None = None,
     gamma: float = 1.0,
     footer: tuple[str, Sequence[str]] | None = None,
+    row_marks: Sequence[bool] | None = None,
+    notes: Sequence[str] = (),
 ) -> Image.Image:
     """Cells coloured by value (inferno: 0 is black), row 0 at the top, with a colour bar.
 
@@ -176,6 +190,8 @@ def heatmap(
         gamma: colour position is (value / vmax) ** gamma; below 1 it spreads the small values
             (0 stays black), and the colour bar's ticks show the true values.
         footer: a row of per-column texts under the column labels, with its name.
+        row_marks: rows to mark with a × right of the grid (say what it means in ``notes``).
+        notes: lines of legend text under the x label.
     """
     rows, cols = matrix.shape
     cw = int(min(48, max(14, 480 // max(cols, 1))))
@@ -186,8 +202,12 @@ def heatmap(
     left, top = 70, 46
     gw, gh = cw * cols, ch * rows
     bh = max(gh, 80)  # colour bar height
-    width = max(left + gw + 110, text_size(title, 14)[0] + 16)
-    height = top + bh + 48 + (16 if footer else 0)
+    width = max(
+        left + gw + 110 + (MARK_GAP if row_marks else 0),
+        text_size(title, 14)[0] + 16,
+        *(text_size(n, 11)[0] + 16 for n in notes),
+    )
+    height = top + bh + 48 + (16 if footer else 0) + 16 * len(notes)
     img = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(img)
     draw_text(draw, (8, 8), title, size=14)
@@ -215,18 +235,24 @@ def heatmap(
     xl_y = top + gh + (38 if footer else 22)
     draw_text(draw, (left + gw / 2, xl_y), xlabel, size=12, fill=MUTED, anchor="ma")
     draw_text(draw, (8, 28), ylabel, size=12, fill=MUTED)
+    for i, note in enumerate(notes):
+        draw_text(draw, (8, max(xl_y + 18, top + bh + 24) + 16 * i), note, size=11, fill=MUTED)
+    for r, marked in enumerate(row_marks or []):
+        if marked:
+            xy = (left + gw + MARK_GAP / 2 + 4, top + r * ch + ch / 2)
+            draw_text(draw, xy, "×", size=min(13, max(9, ch)), fill=MARK, anchor="mm")
     # colour bar: brightest at the top
-    bx, bw = left + gw + 18, 14
+    bx, bw = left + gw + 18 + (MARK_GAP if row_marks else 0), 14
     ramp = torch.linspace(1, 0, bh).unsqueeze(1).expand(bh, bw)  # colour positions
     img.paste(Image.fromarray(colormap(ramp).numpy(), mode="RGB"), (bx, top))
     draw.rectangle([bx - 1, top - 1, bx + bw, top + bh], outline=INK)
     ticks = [t for t in nice_ticks(0.0, vmax, 5) if t <= vmax]
     if gamma < 1 and ticks and ticks[1:]:  # small values get room: add ticks below the first
         ticks = sorted({*ticks, ticks[1] / 4, ticks[1] / 2})
-    for t in ticks:
+    for t, label in zip(ticks, tick_labels(ticks)):
         y = top + bh - (t / vmax) ** gamma * bh
         draw.line([(bx + bw, y), (bx + bw + 4, y)], fill=INK)
-        draw_text(draw, (bx + bw + 6, y), fmt(t), size=11, anchor="lm")
+        draw_text(draw, (bx + bw + 6, y), label, size=11, anchor="lm")
     draw_text(draw, (bx - 4, top + bh + 6), colorbar_label, size=11, fill=MUTED)
     img.info["grid"] = (left, top, cw, ch)  # where the cells are, for readers and tests
     return img

@@ -3,10 +3,11 @@ failed) with the figures that explain it."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from vae_search.config import RunConfig
+from vae_search.config import RunConfig, ScheduleConfig
 
 
 def _num(v: Any, digits: int = 2) -> str:
@@ -29,13 +30,40 @@ def _trajectory(au: Sequence[int]) -> str:
     return " → ".join(str(a) for a in shown)
 
 
-def settings_line(config: RunConfig) -> str:
-    """The settings that matter for collapse, on one line."""
+def beta_reached(
+    history: Mapping[str, Any], final: Mapping[str, Any] | None = None
+) -> float | None:
+    """The β the model last trained with: the final figures' β, else the history's last
+    (a warm-up cut short by pruning or by the epoch budget never reaches the target)."""
+    if final and isinstance(final.get("beta"), (int, float)):
+        return float(final["beta"])
+    betas = [b for b in history.get("beta") or [] if isinstance(b, (int, float))]
+    return float(betas[-1]) if betas else None
+
+
+def beta_phrase(schedule: ScheduleConfig, reached: float | None) -> str:
+    """β and its schedule in words: "β reached 0.35 of target 2.69, linear at 0.2/epoch"."""
+    s = schedule
+    if s.kind == "constant":
+        return f"β = {s.beta:.3g} (constant)"
+    start = f" from {s.beta_start:.3g}" if s.beta_start else ""
+    how = {
+        "linear": f"linear{start} at {s.rate:.3g}/epoch",
+        "sigmoid": f"sigmoid{start} around epoch {s.midpoint:g}",
+        "cyclical": f"cyclical{start}, {s.cycles} cycles",
+    }.get(s.kind, s.kind)
+    if reached is None:
+        return f"β target {s.beta:.3g} (no epoch finished), {how}"
+    if math.isclose(reached, s.beta, rel_tol=1e-6):
+        return f"β reached its target {s.beta:.3g}, {how}"
+    return f"β reached {reached:.3g} of target {s.beta:.3g}, {how}"
+
+
+def settings_line(config: RunConfig, reached: float | None = None) -> str:
+    """The settings that matter for collapse, on one line; ``reached``: see :func:`beta_reached`."""
     s, p = config.schedule, config.prior
     prior = p.kind + (f", {p.components} components" if p.kind != "standard" else "")
-    sched = f"{s.kind} schedule, β {s.beta_start:g} → {s.beta:.3g}"
-    if s.kind == "linear":
-        sched += f" at {s.rate:.3g}/epoch"
+    sched = beta_phrase(s, reached)
     if s.free_bits:
         sched += f", free bits {s.free_bits:g}"
     return (
@@ -106,7 +134,8 @@ def trial_note(
         if figures:
             lines.append(" · ".join(figures))
     lines.append(f"Active units per epoch: {_trajectory(au)}")
-    lines.append(f"Settings: {settings_line(config)}")
+    reached = beta_reached(history, info.get("final"))
+    lines.append(f"Settings: {settings_line(config, reached)}")
     return "\n\n".join(lines) + "\n"
 
 

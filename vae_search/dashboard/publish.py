@@ -26,7 +26,7 @@ from PIL import Image
 
 from vae_search.config import RunConfig
 from vae_search.dashboard import trial_pictures as tp
-from vae_search.dashboard.notes import trial_note
+from vae_search.dashboard.notes import beta_phrase, beta_reached, trial_note
 from vae_search.data import DataSplits
 from vae_search.model import VAE
 
@@ -106,7 +106,7 @@ def _pictures(
 ) -> dict[str, Callable[[], Image.Image]]:
     """The pictures this trial can have, by file name, each drawn when called."""
     d = config.model.latent_dim
-    sub = _subtitle(config, outcome, info)
+    sub = _subtitle(config, history, outcome, info)
     kl = list(history.get("kl_per_dim") or [])
     out: dict[str, Callable[[], Image.Image]] = {
         "curves.png": lambda: tp.training_curves(
@@ -117,7 +117,12 @@ def _pictures(
             subtitle=sub,
         ),
         "kl-per-dim.png": lambda: tp.kl_heatmap(
-            kl, active_units=au, title=f"trial {number}: KL per latent dimension", subtitle=sub
+            kl,
+            active_units=au,
+            unit_variance=tp.last_unit_variance(history, info.get("final") or {}),
+            au_threshold=config.eval.au_threshold,
+            title=f"trial {number}: KL per latent dimension",
+            subtitle=sub,
         ),
     }
     if model is None or data is None or not data.is_image:
@@ -133,11 +138,13 @@ def _pictures(
     return out
 
 
-def _subtitle(config: RunConfig, outcome: str, info: Mapping[str, Any]) -> str:
+def _subtitle(
+    config: RunConfig, history: Mapping[str, Any], outcome: str, info: Mapping[str, Any]
+) -> str:
     """How the trial ended and its collapse-relevant settings, on one line."""
-    s, p = config.schedule, config.prior
+    p = config.prior
     prior = p.kind + (f" ({p.components} components)" if p.kind != "standard" else "")
-    sched = f"{s.kind} β → {s.beta:.3g}" + (f" at {s.rate:.3g}/epoch" if s.kind == "linear" else "")
+    sched = beta_phrase(config.schedule, beta_reached(history, info.get("final")))
     end = outcome
     if outcome == "pruned":
         end = (

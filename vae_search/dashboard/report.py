@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import logging
+import re
 import shlex
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,16 +23,15 @@ from optuna.artifacts._protocol import ArtifactStore
 from optuna.trial import FrozenTrial
 
 from vae_search.dashboard.artifacts import trial_artifacts
+from vae_search.dashboard.points import TrialPoint, objective_label, trial_points
 from vae_search.dashboard.publish import PICTURES
-from vae_search.dashboard.study_figures import (
-    active_vs_objective,
-    collapse_map,
-    objective_label,
-    trial_points,
-)
+from vae_search.dashboard.study_figures import active_vs_objective, collapse_map
 from vae_search.search.summary import best_trials, completed, is_collapsed, summarize
 
 log = logging.getLogger(__name__)
+
+# a masked secret query key, with the separator before it and whether another key follows
+_MASKED_QUERY = re.compile(r"([?&])(?:password|passwd|pwd)=\*\*\*(&?)", re.I)
 
 TOP = 5
 _CSS = """
@@ -137,36 +137,64 @@ def _trial_html(
     )
     warn = "".join(f"<p class='warn'>Pictures: {_e(m)}.</p>" for m in missing)
     out = "best.yaml" if rank == 1 else "best/"
-    export = ["vae-search", "export", study.study_name, "--storage", storage_label]
-    export += (
-        (["--top", str(rank)] if rank > 1 else [])
-        + ["-o", out]
-    )
+    url, has_password = paste_url(storage_label)
+    export = ["vae-search", "export", study.study_name, "--storage", url]
+    export += (["--top", str(rank)] if rank > 1 else []) + ["-o", out]
     config_file = "best.yaml" if rank == 1 else f"best/rank{rank}-trial{t.number}.yaml"
+    note = f"<p class='muted'>{_e(password_note(url))}</p>" if has_password else ""
     cfg = yaml.safe_dump(t.user_attrs.get("config") or {}, sort_keys=False)
     return (
         f"<section class='trial' id='trial-{t.number}'><h3>#{rank}: trial {t.number}</h3>"
         f"<div style='display:flex;gap:24px;flex-wrap:wrap'><table>{fig_rows}</table>"
         f"<table>{param_rows}</table></div><div class='pics'>{pics}</div>{warn}"
         f"<p>Reproduce it:</p><pre>{_e(shlex.join(export))}\n"
-        f"{_e(shlex.join(['vae-search', 'train', config_file]))}</pre>"
+        f"{_e(shlex.join(['vae-search', 'train', config_file]))}</pre>{note}"
         f"<details><summary>run config (YAML)</summary><pre>{_e(cfg)}</pre></details></section>"
     )
 
 
 def _all_trials_html(study: optuna.Study) -> str:
     head = (
-        "<tr><th>trial</th><th>state</th><th>pruned for</th><th>β</th><th>rate</th>"
-        "<th>latent</th><th>prior</th><th>active</th><th>value</th></tr>"
+        "<tr><th>trial</th><th>state</th><th>pruned for</th><th>β reached (target)</th>"
+        "<th>rate</th><th>latent</th><th>prior</th><th>active</th><th>value</th></tr>"
     )
     rows = "".join(
         f"<tr><td>{p.number}</td><td>{_e(p.state.lower())}</td>"
-        f"<td>{_e(p.prune_reason or '')}</td><td>{_e(_fmt(p.beta))}</td><td>{_e(_fmt(p.rate))}</td>"
+        f"<td>{_e(p.prune_reason or '')}</td><td>{_e(_beta_cell(p))}</td>"
+        f"<td>{_e(_fmt(p.rate) if p.schedule in (None, 'linear') else '')}</td>"
         f"<td>{_e(p.latent_dim)}</td><td>{_e(p.prior)}</td><td>{_e(p.active_units)}</td>"
         f"<td>{_e(_fmt(p.value) if p.value is not None else '')}</td></tr>"
         for p in sorted(trial_points(study), key=lambda p: p.number)
     )
     return f"<details><summary>all finished trials</summary><table>{head}{rows}</table></details>"
+
+
+def _beta_cell(p: TrialPoint) -> str:
+    """'0.35 (target 2.69)'; a constant schedule's one β, '33.1 (constant)'."""
+    if p.schedule == "constant":
+        return f"{_fmt(p.target_beta)} (constant)"
+    return f"{_fmt(p.beta) if p.beta is not None else '?'} (target {_fmt(p.target_beta)})"
+
+
+def paste_url(label: str) -> tuple[str, bool]:
+    """The redacted storage ``label`` as a URL that can be pasted: its ``:***`` password
+    (and any ``password=***`` query key) left out, not masked; and whether one was there."""
+    url = label.replace(":***@", "@")
+    url = _MASKED_QUERY.sub(lambda m: m.group(1) if m.group(2) else "", url).rstrip("?&")
+    return url, url != label
+
+
+def password_note(url: str) -> str:
+    """Where the password of a pasted command comes from."""
+    if url.startswith("postgres"):
+        return (
+            "The password is not in this report: libpq reads it from ~/.pgpass or PGPASSWORD "
+            "(or set VAE_SEARCH_STORAGE to the full URL and leave out --storage)."
+        )
+    return (
+        "The password is not in this report: set VAE_SEARCH_STORAGE to the full URL and "
+        "leave out --storage."
+    )
 
 
 def render_report(

@@ -1,12 +1,13 @@
 """Study-wide plotly figures: where in the space trials collapse, and what collapse costs.
 
-* the **collapse map**: β against the latent size and against the annealing rate, each trial
-  coloured by the fraction of its latent units still active (black: all collapsed), its marker
-  by the prior;
+* the **collapse map**: the β each trial reached (a warm-up cut short stops below the target)
+  against the latent size and against the annealing rate, each trial coloured by the fraction
+  of its latent units still active (black: all collapsed), its marker by the prior, its
+  outline by how it ended;
 * **active units against the objective** for the completed trials.
 
 :func:`refresh_study_figures` stores both in the study for optuna-dashboard; the report embeds
-the same figures. A parameter the study did not search is read from the trial's ``config``.
+the same figures. What each marker stands for is :class:`~vae_search.dashboard.points.TrialPoint`.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
+
+from vae_search.dashboard.plot_style import TEMPLATE, fitted_layout
+from vae_search.dashboard.points import TrialPoint, objective_label, trial_points
+from vae_search.dashboard.ticks import log_ticks, nice_ticks
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -29,141 +33,39 @@ COLLAPSE_MAP_ID = "collapse-map"
 REFRESHED_ATTR = "vae_search:figures"  # study system attr: when, and with how many finished trials
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 ACTIVE_VS_OBJECTIVE_ID = "active-units-vs-objective"
-SYMBOLS = {"standard": "circle", "mog": "square", "vamp": "diamond"}
+SYMBOLS = {"standard": "circle", "mog": "square", "vamp": "diamond"}  # marker by prior
 # inferno, as in the KL heatmaps: 0 (no active unit) is black
 COLORSCALE = "Inferno"
-OUTLINE = {"collapse": "#d62728", "performance": "#7f7f7f"}
-# The look of plotly's default template in a few keys: the full template is ~6 KB of JSON per
-# figure, and optuna-dashboard stores a figure as study attributes in 2 KB chunks, one storage
-# write each, every time a worker refreshes it.
-_AXIS = {"gridcolor": "white", "linecolor": "white", "zerolinecolor": "white", "automargin": True}
-TEMPLATE = {
-    "layout": {
-        "font": {"color": "#2a3f5f"},
-        "paper_bgcolor": "white",
-        "hovermode": "closest",
-        "title": {"x": 0.05},
-        "xaxis": _AXIS,
-        "yaxis": _AXIS,
-    }
-}
+# outline by how a trial ended (see TrialPoint.ending); a completed one has a thin dark line
+OUTLINE = {"collapse": "#d62728", "performance": "#7f7f7f", "failed": "#1f77b4"}
+ENDINGS = {"collapse": "pruned: collapse", "performance": "pruned: performance", "failed": "failed"}
+PLAIN_LINE = ("#333333", 0.8)
 
 
-@dataclass
-class TrialPoint:
-    """What the figures show of one finished trial."""
-
-    number: int
-    state: str
-    value: float | None
-    beta: float | None
-    rate: float | None
-    schedule: str | None
-    latent_dim: int | None
-    prior: str
-    active_units: int | None
-    prune_reason: str | None
-
-    @property
-    def active_fraction(self) -> float | None:
-        if self.active_units is None or not self.latent_dim:
-            return None
-        return self.active_units / self.latent_dim
-
-    def hover(self) -> str:
-        au = f"{self.active_units}/{self.latent_dim}" if self.active_units is not None else "?"
-        end = self.state.lower() + (f" ({self.prune_reason})" if self.prune_reason else "")
-        value = f"{self.value:.3f}" if self.value is not None else "none"
-        return (
-            f"trial {self.number}: {end}<br>active units {au}<br>β {_g(self.beta)}, "
-            f"rate {_g(self.rate)}, prior {self.prior}<br>objective {value}"
-        )
-
-
-def _g(v: float | None) -> str:
-    return f"{v:.3g}" if v is not None else "?"
-
-
-def setting(t: FrozenTrial, dotted: str) -> Any:
-    """The trial's value of a dotted run-config key: its parameter, else its ``config``."""
-    if dotted in t.params:
-        return t.params[dotted]
-    node: Any = t.user_attrs.get("config") or {}
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def final_active_units(t: FrozenTrial) -> int | None:
-    """Active units at the end: the final figure, else the pruned epoch's, else the last."""
-    final = t.user_attrs.get("final") or {}
-    if "active_units" in final:
-        return int(final["active_units"])
-    if t.user_attrs.get("pruned_active_units") is not None:
-        return int(t.user_attrs["pruned_active_units"])
-    au = t.user_attrs.get("active_units") or []
-    return int(au[-1]) if au else None
-
-
-def trial_points(study: optuna.Study) -> list[TrialPoint]:
-    """Every finished trial with a config (running and waiting ones are left out)."""
-    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    points = []
-    for t in study.get_trials(deepcopy=False, states=done):
-        if "config" not in t.user_attrs and not t.params:
-            continue
-        value = t.value if t.state == TrialState.COMPLETE and t.value is not None else None
-        latent = setting(t, "model.latent_dim") or t.user_attrs.get("latent_dim")
-        points.append(
-            TrialPoint(
-                number=t.number,
-                state=t.state.name,
-                value=value if value is not None and math.isfinite(value) else None,
-                beta=_float(setting(t, "schedule.beta")),
-                rate=_float(setting(t, "schedule.rate")),
-                schedule=setting(t, "schedule.kind"),
-                latent_dim=int(latent) if latent is not None else None,
-                prior=str(setting(t, "prior.kind") or "?"),
-                active_units=final_active_units(t),
-                prune_reason=t.user_attrs.get("prune_reason")
-                if t.state == TrialState.PRUNED
-                else None,
-            )
-        )
-    return points
-
-
-def _float(v: Any) -> float | None:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return None
+def _outline(p: TrialPoint) -> tuple[str, float]:
+    return (OUTLINE[p.ending], 2.5) if p.ending in OUTLINE else PLAIN_LINE
 
 
 def _marker(points: list[TrialPoint], prior: str) -> dict[str, Any]:
     return {
         "symbol": SYMBOLS.get(prior, "x"),
-        "size": 12,
+        "size": 11,
         "color": [p.active_fraction for p in points],
         "coloraxis": "coloraxis",
         "line": {
-            "width": [2.5 if p.prune_reason else 0.8 for p in points],
-            "color": [OUTLINE.get(p.prune_reason or "", "#333333") for p in points],
+            "width": [_outline(p)[1] for p in points],
+            "color": [_outline(p)[0] for p in points],
         },
     }
 
 
-def _legend_keys(fig: go.Figure, priors: list[str]) -> None:
-    """Legend-only entries in neutral colours: marker = prior, outline = why it was pruned."""
+def _legend_keys(fig: go.Figure, priors: list[str], endings: set[str]) -> None:
+    """Legend-only entries in neutral colours: marker = prior, outline = how a trial ended
+    (only the endings on the map)."""
     import plotly.graph_objects as go
 
-    keys = [(f"prior: {p}", SYMBOLS.get(p, "x"), "#333333", 0.8) for p in priors]
-    keys += [
-        ("pruned: collapse", "circle", OUTLINE["collapse"], 2.5),
-        ("pruned: performance", "circle", OUTLINE["performance"], 2.5),
-    ]
+    keys = [(f"prior: {p}", SYMBOLS.get(p, "x"), *PLAIN_LINE) for p in priors]
+    keys += [(name, "circle", OUTLINE[k], 2.5) for k, name in ENDINGS.items() if k in endings]
     for name, symbol, line, width in keys:
         fig.add_trace(
             go.Scatter(
@@ -173,7 +75,7 @@ def _legend_keys(fig: go.Figure, priors: list[str]) -> None:
                 name=name,
                 marker={
                     "symbol": symbol,
-                    "size": 12,
+                    "size": 11,
                     "color": "#bbbbbb",
                     "line": {"color": line, "width": width},
                 },
@@ -183,18 +85,46 @@ def _legend_keys(fig: go.Figure, priors: list[str]) -> None:
         )
 
 
+def _plotted(points: list[TrialPoint]) -> list[TrialPoint]:
+    """The trials the collapse map can place: a β reached (> 0, a log axis) and active units."""
+    return [p for p in points if p.beta and p.beta > 0 and p.active_fraction is not None]
+
+
+def _count(n: int, what: str = "trial") -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def unplotted_message(points: list[TrialPoint]) -> str:
+    """Why the collapse map is empty, worded from every finished trial."""
+    if not points:
+        return "no finished trial yet"
+    early = [p for p in points if p.state == "FAIL" and p.active_units is None]
+    parts = [f"{_count(len(early))} failed before their first epoch"] if early else []
+    rest = len(points) - len(early)
+    if rest:
+        parts.append(f"{_count(rest, 'finished trial')} with no β or active units recorded")
+    return "; ".join(parts)
+
+
+def _state_counts(points: list[TrialPoint]) -> str:
+    counts = {s: sum(p.state == s for p in points) for s in ("PRUNED", "FAIL")}
+    words = {"PRUNED": "pruned", "FAIL": "failed"}
+    return ", ".join(f"{n} {words[s]}" for s, n in counts.items() if n)
+
+
 def collapse_map(points: list[TrialPoint], title: str = "") -> go.Figure:
-    """β against latent size (left) and annealing rate (right, linear schedules only)."""
+    """β reached against latent size (left) and annealing rate (right, linear schedules only)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     fig = make_subplots(
         rows=1,
         cols=2,
-        horizontal_spacing=0.1,
-        subplot_titles=("β vs latent size", "β vs annealing rate (linear schedules)"),
+        horizontal_spacing=0.14,
+        subplot_titles=("β reached vs latent size", "β reached vs rate (linear schedules)"),
     )
-    usable = [p for p in points if p.beta is not None and p.active_fraction is not None]
+    fig.update_annotations(font_size=12)  # the subplot titles; before any message is added
+    usable = _plotted(points)
     for prior in sorted({p.prior for p in usable}):
         group = [p for p in usable if p.prior == prior]
         linear = [p for p in group if p.schedule in (None, "linear") and p.rate is not None]
@@ -217,37 +147,71 @@ def collapse_map(points: list[TrialPoint], title: str = "") -> go.Figure:
                 row=1,
                 col=col,
             )
-    _legend_keys(fig, sorted({p.prior for p in usable}))
-    dims = [p.latent_dim for p in usable if p.latent_dim]
-    ticks = [2**k for k in range(0, 12) if dims and min(dims) / 2 <= 2**k <= max(dims) * 2]
-    fig.update_xaxes(title_text="latent size", type="log", row=1, col=1, tickvals=ticks or None)
-    fig.update_xaxes(title_text="annealing rate (β per epoch)", type="log", row=1, col=2)
-    fig.update_yaxes(title_text="target β", type="log", row=1, col=1)
-    fig.update_yaxes(type="log", row=1, col=2)
+    _legend_keys(fig, sorted({p.prior for p in usable}), {p.ending for p in usable if p.ending})
     fig.update_layout(
-        title=title or "Collapse map: colour = fraction of latent units active at the end",
-        coloraxis={
-            "colorscale": COLORSCALE,
-            "cmin": 0,
-            "cmax": 1,
-            "colorbar": {"title": {"text": "active<br>fraction"}},
-        },
-        legend={"orientation": "h", "y": -0.2, "x": 0},
-        height=540,
-        margin={"t": 80, "l": 60, "r": 20, "b": 110},
-        plot_bgcolor="#f4f4f4",
+        fitted_layout(
+            title or "Collapse map (colour: active fraction at the end)",
+            "active<br>fraction",
+        ),
+        coloraxis={"colorscale": COLORSCALE, "cmin": 0, "cmax": 1},
     )
+    _collapse_map_axes(fig, usable)
     fig.layout.template = TEMPLATE  # assigned, not updated: an update merges into the default
     if not usable:
         fig.add_annotation(
-            text="no finished trial yet", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper"
+            text=unplotted_message(points),
+            showarrow=False,
+            x=0.5,
+            y=0.5,
+            xref="paper",
+            yref="paper",
         )
     return fig
 
 
+def _collapse_map_axes(fig: go.Figure, usable: list[TrialPoint]) -> None:
+    """Log axes labelled at powers of two (latent size) and 1-2-5 steps (β, rate)."""
+    if not usable:  # empty log axes would show plotly's labels of a made-up range
+        _blank(fig)
+        return
+    dims = [p.latent_dim for p in usable if p.latent_dim]
+    ticks = [2**k for k in range(0, 16) if dims and min(dims) / 2 <= 2**k <= max(dims) * 2]
+    fig.update_xaxes(
+        title_text="latent size",
+        type="log",
+        row=1,
+        col=1,
+        tickvals=ticks or None,
+        ticktext=[str(t) for t in ticks] or None,
+    )
+    rates = log_ticks(p.rate for p in usable if p.schedule in (None, "linear"))
+    fig.update_xaxes(
+        title_text="annealing rate (β per epoch)",
+        row=1,
+        col=2,
+        **(rates.axis() if rates else {"type": "log"}),
+    )
+    betas = log_ticks(p.beta for p in usable)
+    for col in (1, 2):
+        fig.update_yaxes(
+            title_text="β reached",
+            row=1,
+            col=col,
+            title_standoff=4,
+            **(betas.axis() if betas else {"type": "log"}),
+        )
+
+
+def _blank(fig: go.Figure) -> None:
+    """No axes and no plot background: room for the message of an empty figure."""
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(plot_bgcolor="white")
+
+
 def active_vs_objective(points: list[TrialPoint], objective: str = "objective value") -> go.Figure:
     """Completed trials: active units (x) against the objective (y), marker by prior, colour
-    by the target β (log scale)."""
+    by the β reached (log scale, the colour bar labelled in β)."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -264,44 +228,58 @@ def active_vs_objective(points: list[TrialPoint], objective: str = "objective va
                 hoverinfo="text",
                 marker={
                     "symbol": SYMBOLS.get(prior, "x"),
-                    "size": 12,
+                    "size": 11,
                     "coloraxis": "coloraxis",
-                    "color": [math.log10(p.beta) if p.beta else None for p in pts],
+                    "color": [math.log10(p.beta) if p.beta else math.nan for p in pts],
                     "line": {"width": 0.8, "color": "#333333"},
                 },
             )
         )
     fig.update_layout(
-        title="Active units against the objective (completed trials; colour: target β)",
+        fitted_layout(
+            "Active units vs objective (completed trials)",
+            "β reached",
+        ),
         xaxis_title="active units at the end",
         yaxis_title=objective,
-        height=420,
-        coloraxis={"colorscale": "Viridis", "colorbar": {"title": {"text": "log10 β"}}},
-        legend={"orientation": "h", "y": -0.25},
+        xaxis=_count_axis([p.active_units for p in done if p.active_units is not None]),
+        coloraxis={"colorscale": "Viridis", **_beta_colour_scale(done)},
         showlegend=True,
-        plot_bgcolor="#f4f4f4",
     )
     fig.layout.template = TEMPLATE  # assigned, not updated: an update merges into the default
     if not done:
+        _blank(fig)
+        left = _state_counts(points)
         fig.add_annotation(
-            text="no completed trial yet", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper"
+            text="no completed trial yet" + (f" ({left})" if left else ""),
+            showarrow=False,
+            x=0.5,
+            y=0.5,
+            xref="paper",
+            yref="paper",
         )
     return fig
 
 
-def objective_label(study: optuna.Study) -> str:
-    """Name of the objective, guessed from the best trial's ``final`` figures."""
-    names = {"nll_iwae": "validation IWAE NLL bound, nats", "elbo": "validation −ELBO, nats"}
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        final = t.user_attrs.get("final") or {}
-        for key, label in names.items():
-            if (
-                t.value is not None
-                and isinstance(final.get(key), (int, float))
-                and math.isclose(final[key], t.value, rel_tol=1e-9)
-            ):
-                return label
-    return "objective value"
+def _count_axis(counts: list[int]) -> dict[str, Any]:
+    """Whole-number ticks for a count (plotly would put some at 2.5)."""
+    if not counts:
+        return {}
+    ticks = nice_ticks(min(counts), max(counts), 6, integer=True)
+    return {"tickvals": ticks, "ticktext": [str(int(t)) for t in ticks]}
+
+
+def _beta_colour_scale(points: list[TrialPoint]) -> dict[str, Any]:
+    """Colour by log10 β, the colour bar ticked at 1-2-5 values of β itself."""
+    ticks = log_ticks(p.beta for p in points)
+    if ticks is None:
+        return {}
+    lo, hi = ticks.range
+    return {
+        "cmin": lo,
+        "cmax": hi,
+        "colorbar": {"tickvals": [math.log10(v) for v in ticks.values], "ticktext": ticks.text},
+    }
 
 
 def study_figures(study: optuna.Study) -> dict[str, go.Figure]:

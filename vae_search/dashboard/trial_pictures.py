@@ -31,6 +31,7 @@ from vae_search.pictures import reconstruction_grid, sample_grid
 
 TRAVERSAL_SPAN = 3.0
 TRAVERSAL_STEPS = 7
+KL_SCALE_MIN = 1.0  # nats: the KL heatmap's colour scale never tops out below this
 
 
 def training_curves(
@@ -78,6 +79,7 @@ def training_curves(
             ],
             markers=[Marker(latent_dim, f"latent size {latent_dim}")],
             y_floor=0.0,
+            integer_y=True,
         ),
         line_panel(
             "β: weight of the KL term",
@@ -111,18 +113,29 @@ def kl_heatmap(
     kl_per_dim: Sequence[Sequence[float]],
     *,
     active_units: Sequence[int] | None = None,
+    unit_variance: Sequence[float] | None = None,
+    au_threshold: float = 0.01,
     title: str = "KL per latent dimension",
     subtitle: str = "",
 ) -> Image.Image:
-    """Epochs on x, latent dimensions on y (z0 at the top), colour = validation KL in nats
-    (linear scale from 0, black, to the largest value): a collapsed dimension goes black. ``active_units``
-    (per epoch) is written under the epochs."""
+    """Epochs on x, latent dimensions on y (z0 at the top), colour = validation KL in nats on a
+    linear scale from 0 (black) to at least :data:`KL_SCALE_MIN` nats: a collapsed trial, all
+    of whose KLs are small, stays dark instead of being stretched to its own maximum.
+    ``active_units`` (per epoch) is written under the epochs; with ``unit_variance`` (the last
+    epoch's Var_x E[z_d]) the units at or below ``au_threshold``, inactive, get a ×."""
     m = kl_matrix(kl_per_dim).clamp_min(0)
     if m.numel() == 0:
         img = Image.new("RGB", (360, 60), BACKGROUND)
         draw_text(ImageDraw.Draw(img), (10, 20), "no epoch finished", fill=MUTED)
         return captioned(img, title, subtitle)
     dims, epochs = m.shape
+    finite = m[torch.isfinite(m)]
+    vmax = max(KL_SCALE_MIN, float(finite.max()) if finite.numel() else 0.0)
+    notes = [f"colour: 0 to max({KL_SCALE_MIN:g} nat, largest KL) = {fmt(vmax)} nats"]
+    marks = None
+    if unit_variance is not None and len(unit_variance) == dims:
+        marks = [not (float(v) > au_threshold) for v in unit_variance]  # NaN: inactive
+        notes.append(f"× inactive at the end: Var_x E[z_d] ≤ {au_threshold:g}")
     chart = heatmap(
         m,
         title="validation KL of each z_d, nats (black: KL ≈ 0)",
@@ -131,9 +144,20 @@ def kl_heatmap(
         row_labels=[f"z{d}" for d in range(dims)],
         col_labels=[str(e + 1) for e in range(epochs)],
         colorbar_label="KL, nats",
+        vmax=vmax,
         footer=("active", [str(a) for a in active_units] + [""] * epochs) if active_units else None,
+        row_marks=marks,
+        notes=notes,
     )
     return captioned(chart, title, subtitle)
+
+
+def last_unit_variance(history: Mapping[str, Any], final: Mapping[str, Any]) -> list[float] | None:
+    """Var_x E[z_d] per unit at the end: the final figures', else the history's last epoch."""
+    if final.get("unit_variance"):
+        return list(final["unit_variance"])
+    per_epoch = history.get("unit_variance") or []
+    return list(per_epoch[-1]) if per_epoch and per_epoch[-1] else None
 
 
 def reconstructions(model: VAE, x: torch.Tensor, n: int = 32) -> Image.Image:

@@ -124,6 +124,9 @@ def open_study(
     study = create_or_load_study(
         storage, spec.study, build_sampler(spec, worker=worker_index), build_pruner(spec)
     )
+    from vae_search.dashboard.points import name_objective
+
+    name_objective(study, spec.objective)  # the dashboard's own charts: not "Objective 0"
     return study, url
 
 
