@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import numpy as np
+import optuna
 import torch
+from torch import nn
 
 from tests.conftest import small_config
 from vae_search.dashboard.canvas import colormap
 from vae_search.dashboard.charts import MARK, epoch_ticks
-from vae_search.dashboard.notes import trial_note
+from vae_search.dashboard.notes import CollapseRule, trial_note
 from vae_search.dashboard.ticks import nice_ticks, tick_labels
 from vae_search.dashboard.trial_pictures import (
     kl_heatmap,
     kl_matrix,
     last_unit_variance,
+    latent_ranges,
     training_curves,
     traversal_picture,
     traverse,
 )
-from vae_search.model.vae import build_vae
+from vae_search.model.likelihoods import Gaussian
+from vae_search.model.priors import StandardPrior
+from vae_search.model.vae import VAE, build_vae
+from vae_search.search.pruner import CollapsePruner
 
 SHAPE = (1, 16, 16)
 
@@ -88,25 +97,66 @@ def test_training_curves_picture():
     assert training_curves({}, latent_dim=3).height >= 480
 
 
-def test_traversals_have_one_row_per_latent_dimension():
-    torch.manual_seed(0)
-    cfg = small_config(model={"latent_dim": 5, "hidden": [16]})
-    model = build_vae(cfg, SHAPE)
-    x = torch.rand(SHAPE)
-    t = traverse(model, x, span=3.0, steps=7)
-    # rows = latent dims, columns = the 7 values of z_d, each an image of the data's shape
-    assert t.shape == (5, 7, *SHAPE)
-    # row d, column j decodes the posterior mean with z_d set to -3 + j (checked directly)
+class _LinearEncoder(nn.Module):
+    """E_q[z|x] = W x + b with fixed weights (log-variance 0): its means are known in closed form."""
+
+    def __init__(self, w: list[list[float]], b: list[float]) -> None:
+        super().__init__()
+        self.register_buffer("w", torch.tensor(w))
+        self.register_buffer("b", torch.tensor(b))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu = x @ self.w.T + self.b
+        return mu, torch.zeros_like(mu)
+
+
+# dimension 0 follows the data; dimension 1 ignores it (weights 0): an inactive unit
+W, B = [[2.0, -1.0], [0.0, 0.0]], [0.5, 1.5]
+X = [[0.0, 1.0], [2.0, -1.0], [4.0, 3.0], [-3.0, 0.0], [1.0, 1.0]]
+
+
+def _linear_vae() -> VAE:
+    """Two latents, data of two numbers; the decoder 0.5 + z / 100 keeps every z it is given
+    readable from its output (inside the [0, 1] the traversal clamps to)."""
+    decoder = nn.Linear(2, 2)
     with torch.no_grad():
-        mu, _ = model.encode(x.unsqueeze(0))
-        z = mu.clone()
-        z[0, 2] = -1.0
-        want = model.likelihood.mean(model.decode(z))[0]
-    assert torch.allclose(t[2, 2], want, atol=1e-6)
-    img = traversal_picture(model, x, kl_last=[0.1] * 5)
+        decoder.weight.copy_(0.01 * torch.eye(2))
+        decoder.bias.fill_(0.5)
+    likelihood = Gaussian(1, sigma=1.0, learn_sigma=False)
+    return VAE((2,), _LinearEncoder(W, B), decoder, StandardPrior(2), likelihood)
+
+
+def test_traversals_span_the_spread_of_the_encoder_means():
+    model, data = _linear_vae(), torch.tensor(X)
+    low, high = latent_ranges(model, data)
+    # independently: E_q[z_0] = 2 x_0 - x_1 + 0.5 over the five examples, and its biased sd
+    mu0 = np.asarray(X) @ np.asarray(W[0]) + B[0]
+    centre, sd = mu0.mean(), mu0.std(ddof=0)
+    # dimension 0 runs from the mean - 3 sd to the mean + 3 sd of its encoder means
+    assert np.allclose([low[0], high[0]], [centre - 3 * sd, centre + 3 * sd], atol=1e-5)
+    # dimension 1 is constant (sd 0): the floor keeps a row of ± 0.5 around its value 1.5
+    assert np.allclose([low[1], high[1]], [1.0, 2.0], atol=1e-6)
+    t = traverse(model, data[2], low, high, steps=7)
+    # rows = latent dims, columns = the 7 values, each an output of the data's shape
+    assert t.shape == (2, 7, 2)
+    z = (t - 0.5) / 0.01  # the decoder's inverse
+    # row 0 decodes z_0 = 7 evenly spaced values from mean - 3 sd to mean + 3 sd ...
+    assert np.allclose(z[0, :, 0], np.linspace(centre - 3 * sd, centre + 3 * sd, 7), atol=1e-3)
+    # ... with z_1 kept at the example's own mean, 1.5
+    assert np.allclose(z[0, :, 1], 1.5, atol=1e-3)
+    # row 1, the inactive unit, runs over its floor 1.0 .. 2.0, z_0 at the example's 2*4-3+0.5
+    assert np.allclose(z[1, :, 1], np.linspace(1.0, 2.0, 7), atol=1e-3)
+    assert np.allclose(z[1, :, 0], 5.5, atol=1e-3)
+
+
+def test_traversal_pictures_have_one_row_per_latent_dimension():
+    torch.manual_seed(0)
+    x = torch.rand(8, *SHAPE)
+    model = build_vae(small_config(model={"latent_dim": 5, "hidden": [16]}), SHAPE)
+    img = traversal_picture(model, x[0], x, kl_last=[0.1] * 5)
     # the picture grows with the number of rows
     taller = traversal_picture(
-        build_vae(small_config(model={"latent_dim": 10, "hidden": [16]}), SHAPE), x
+        build_vae(small_config(model={"latent_dim": 10, "hidden": [16]}), SHAPE), x[0], x
     )
     assert taller.height > img.height
 
@@ -145,6 +195,41 @@ def test_notes_say_why_a_trial_ended():
         {"final": {"active_units": 5, "nll_iwae": 80.5, "iwae_samples": 10}},
     )
     assert "5/6 active units" in done and "80.50" in done and "k = 10" in done
+
+
+def test_a_collapse_note_states_the_rule_with_its_numbers():
+    cfg = small_config(model={"latent_dim": 10})
+    au = [10, 8, 5, 3, 3]
+    pruner = CollapsePruner(
+        min_active_units=1, min_active_fraction=0.4, patience=2, warmup_epochs=2
+    )
+    rule = CollapseRule.of(pruner)
+    # the live pruner itself prunes this history at epoch 5 and not at epoch 4
+    assert pruner.is_collapsed(SimpleNamespace(user_attrs={"active_units": au, "latent_dim": 10}))
+    assert not pruner.is_collapsed(
+        SimpleNamespace(user_attrs={"active_units": au[:4], "latent_dim": 10})
+    )
+    info = {"prune_reason": "collapse", "pruned_epoch": 5, "pruned_active_units": 3}
+    note = trial_note(7, cfg, _history(epochs=5, dims=10), au, "pruned", info, rule=rule)
+    # threshold by hand: max(1, 0.4 * 10) = 4; epochs 4 and 5 (patience 2) are the window after
+    # the 2-epoch warm-up; 0.01 is the config's eval.au_threshold
+    want = (
+        "Pruned at epoch 5: 3/10 active units (variance of E[z_d] over the validation data > "
+        "0.01), below the threshold 4 (= max(1, 0.4 × 10)) for 2 epochs (epochs 4–5: 3 → 3) "
+        "after a 2-epoch warm-up."
+    )
+    assert want in note
+    # a fractional threshold, 0.35 * 10 = 3.5, is written as such, with a single epoch's window
+    odd = CollapseRule(min_active_units=1, min_active_fraction=0.35, patience=1, warmup_epochs=0)
+    note = trial_note(7, cfg, _history(epochs=5, dims=10), au, "pruned", info, rule=odd)
+    assert (
+        "below the threshold 3.5 (= max(1, 0.35 × 10)) for 1 epoch (epoch 5: 3) with no warm-up"
+        in note
+    )
+    # a plain Optuna pruner has no collapse rule; the note still names the variance threshold
+    assert CollapseRule.of(optuna.pruners.MedianPruner()) is None
+    plain = trial_note(7, cfg, _history(epochs=5, dims=10), au, "pruned", info)
+    assert "3/10 (variance of E[z_d] over the validation data > 0.01)" in plain
 
 
 def test_tick_labels_are_distinct_and_ordered():

@@ -47,6 +47,13 @@ def test_every_trial_has_its_pictures_and_a_note(finished_study):
     # the pruned trial's note says why, when, and how many units were left
     assert "posterior collapse" in note and f"epoch {pruned.user_attrs['pruned_epoch']}" in note
     assert f"0/{pruned.user_attrs['latent_dim']} active units" in note
+    # ... and the rule it broke, with the fixture's pruner settings: min_active_units 1 (no
+    # fraction), patience 1, warm-up 1, and the config's active-unit variance threshold 0.01
+    epoch = pruned.user_attrs["pruned_epoch"]
+    assert (
+        f"(variance of E[z_d] over the validation data > 0.01), below the threshold 1 "
+        f"(= min_active_units) for 1 epoch (epoch {epoch}: 0) after a 1-epoch warm-up." in note
+    )
     done = by_state[TrialState.COMPLETE][0]
     assert "complete" in get_note(optuna.Trial(study, done._trial_id))
 

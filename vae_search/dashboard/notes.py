@@ -5,9 +5,39 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from vae_search.config import RunConfig, ScheduleConfig
+from vae_search.search.pruner import CollapsePruner, collapse_threshold
+
+
+@dataclass(frozen=True)
+class CollapseRule:
+    """The collapse pruner's settings, so a note can say the rule a pruned trial broke (see
+    :mod:`vae_search.search.pruner`)."""
+
+    min_active_units: int | None
+    min_active_fraction: float | None
+    patience: int
+    warmup_epochs: int
+
+    @classmethod
+    def of(cls, pruner: Any) -> CollapseRule | None:
+        """The rule of a live :class:`CollapsePruner` (None for any other pruner)."""
+        if not isinstance(pruner, CollapsePruner):
+            return None
+        return cls(**pruner.collapse_settings)
+
+    def threshold(self, latent_dim: int) -> float:
+        return collapse_threshold(latent_dim, self.min_active_units, self.min_active_fraction)
+
+    def formula(self, latent_dim: int) -> str:
+        """How :meth:`threshold` is made: "max(1, 0.4 × 10)", "0.4 × 10" or "min_active_units"."""
+        if self.min_active_fraction is None:
+            return "min_active_units"
+        share = f"{self.min_active_fraction:g} × {latent_dim}"
+        return f"max({self.min_active_units}, {share})" if self.min_active_units else share
 
 
 def _num(v: Any, digits: int = 2) -> str:
@@ -80,9 +110,11 @@ def trial_note(
     outcome: str,
     info: Mapping[str, Any],
     value: float | None = None,
+    rule: CollapseRule | None = None,
 ) -> str:
     """Markdown for ``save_note``: a headline saying how the trial ended, its key figures
-    (active units per epoch, β, -ELBO at β = 1, KL, mutual information) and its settings."""
+    (active units per epoch, β, -ELBO at β = 1, KL, mutual information) and its settings.
+    ``rule``: the collapse pruner's settings, to state the rule a collapsed trial broke."""
     d = config.model.latent_dim
     lines: list[str] = []
     if outcome == "pruned":
@@ -95,10 +127,7 @@ def trial_note(
         lines.append(f"### Trial {number}: pruned for **{why}** at epoch {epoch}")
         lines.append(f"**{active}/{d} active units** at epoch {epoch}.")
         if reason == "collapse":
-            lines.append(
-                "Too few latent units still carried information (variance of the "
-                "encoder mean across validation data above the active-unit threshold)."
-            )
+            lines.append(_collapse_sentence(config, au, epoch, active, rule))
         elif reason == "performance":
             lines.append(
                 "Its validation −ELBO at β = 1 was worse than the performance pruner "
@@ -137,6 +166,38 @@ def trial_note(
     reached = beta_reached(history, info.get("final"))
     lines.append(f"Settings: {settings_line(config, reached)}")
     return "\n\n".join(lines) + "\n"
+
+
+def _collapse_sentence(
+    config: RunConfig,
+    au: Sequence[int],
+    epoch: int | None,
+    active: Any,
+    rule: CollapseRule | None,
+) -> str:
+    """The collapse rule with its numbers: "Pruned at epoch 5: 3/10 active units (variance
+    of E[z_d] > 0.01), below the threshold 4 (= max(1, 0.4 × 10)) for 2 epochs ..."."""
+    d = config.model.latent_dim
+    unit = f"variance of E[z_d] over the validation data > {config.eval.au_threshold:g}"
+    if rule is None:  # a plain Optuna pruner, or a note built away from the study
+        return f"Too few latent units still carried information: {active}/{d} ({unit})."
+    p = rule.patience
+    window = ""
+    if epoch and len(au) >= epoch >= p:
+        counts = " → ".join(str(a) for a in au[epoch - p : epoch])
+        window = f" (epoch{'s' if p > 1 else ''} {_span(epoch - p + 1, epoch)}: {counts})"
+    warmup = (
+        f"after a {rule.warmup_epochs}-epoch warm-up" if rule.warmup_epochs else "with no warm-up"
+    )
+    return (
+        f"Pruned at epoch {epoch}: {active}/{d} active units ({unit}), below the threshold "
+        f"{rule.threshold(d):g} (= {rule.formula(d)}) for {p} epoch{'s' if p > 1 else ''}"
+        f"{window} {warmup}."
+    )
+
+
+def _span(first: int, last: int) -> str:
+    return str(last) if first == last else f"{first}–{last}"
 
 
 def _figures(history: Mapping[str, Any], epoch: int | None) -> str:

@@ -26,7 +26,7 @@ from PIL import Image
 
 from vae_search.config import RunConfig
 from vae_search.dashboard import trial_pictures as tp
-from vae_search.dashboard.notes import beta_phrase, beta_reached, trial_note
+from vae_search.dashboard.notes import CollapseRule, beta_phrase, beta_reached, trial_note
 from vae_search.data import DataSplits
 from vae_search.model import VAE
 
@@ -80,7 +80,10 @@ def publish_trial(
     except Exception:  # noqa: BLE001 - never fail a trial for a picture
         log.warning("trial %s: could not publish its pictures", number, exc_info=True)
     try:  # the note does not depend on the pictures
-        note = trial_note(number, config, history, au, outcome, info, value=info.get("value"))
+        rule = CollapseRule.of(getattr(getattr(trial, "study", None), "pruner", None))
+        note = trial_note(
+            number, config, history, au, outcome, info, value=info.get("value"), rule=rule
+        )
         _save_note(trial, note)
     except Exception:  # noqa: BLE001
         log.warning("trial %s: could not save its note", number, exc_info=True)
@@ -133,7 +136,7 @@ def _pictures(
     if data.factor_names:  # shapes: traversals of one example
         i, label = _example(data)
         out["traversals.png"] = lambda: tp.traversal_picture(
-            model, data.val[i], kl_last=kl[-1] if kl else None, example=label
+            model, data.val[i], x, kl_last=kl[-1] if kl else None, example=label
         )
     return out
 

@@ -22,14 +22,20 @@ from vae_search.dashboard.canvas import (
     captioned,
     draw_text,
     fmt,
+    text_size,
     to_image,
     upscale,
 )
 from vae_search.dashboard.charts import Marker, Series, heatmap, line_panel
+from vae_search.metrics import active_units
 from vae_search.model import VAE
 from vae_search.pictures import reconstruction_grid, sample_grid
 
+# a traversal of z_d spans the mean of E_q[z_d] over the data ± this many of its standard
+# deviations: the region the decoder was trained on, whatever the prior's own scale
 TRAVERSAL_SPAN = 3.0
+# ... but at least ± this much, so an inactive unit (spread ≈ 0) still shows its (flat) row
+TRAVERSAL_MIN_HALF_WIDTH = 0.5
 TRAVERSAL_STEPS = 7
 KL_SCALE_MIN = 1.0  # nats: the KL heatmap's colour scale never tops out below this
 
@@ -180,19 +186,45 @@ def prior_samples(model: VAE, seed: int = 0, n: int = 64) -> Image.Image:
 
 
 @torch.no_grad()
+def latent_ranges(
+    model: VAE,
+    data: torch.Tensor,
+    span: float = TRAVERSAL_SPAN,
+    min_half_width: float = TRAVERSAL_MIN_HALF_WIDTH,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per latent dimension, the ``(low, high)`` a traversal of z_d covers: the mean of
+    E_q[z_d] over ``data`` ± ``span`` standard deviations, at least ± ``min_half_width``.
+
+    The standard deviation is the square root of the biased variance A_d that the active-unit
+    count thresholds, so an active unit's row covers where its encoder means actually lie.
+    """
+    model.eval()
+    mu, _ = model.encode(data.reshape(-1, *model.shape).to(_device(model)))
+    _, var = active_units(mu)
+    centre = mu.mean(0)
+    half = (span * var.sqrt()).clamp_min(min_half_width)
+    return (centre - half).float().cpu(), (centre + half).float().cpu()
+
+
+@torch.no_grad()
 def traverse(
-    model: VAE, x: torch.Tensor, span: float = TRAVERSAL_SPAN, steps: int = TRAVERSAL_STEPS
+    model: VAE,
+    x: torch.Tensor,
+    low: torch.Tensor,
+    high: torch.Tensor,
+    steps: int = TRAVERSAL_STEPS,
 ) -> torch.Tensor:
     """Decoded traversals of one example: ``(latent_dim, steps, *event_shape)``.
 
     Row d sets z_d of the example's posterior mean to each of ``steps`` values evenly spaced in
-    [-span, span], the other coordinates kept; pixels are the likelihood's mean.
+    [``low[d]``, ``high[d]``] (see :func:`latent_ranges`), the other coordinates kept; pixels
+    are the likelihood's mean.
     """
     model.eval()
     x = x.reshape(1, *model.shape).to(_device(model))
     mu, _ = model.encode(x)
     d = mu.shape[-1]
-    values = torch.linspace(-span, span, steps, device=mu.device, dtype=mu.dtype)
+    values = traversal_values(low, high, steps).to(mu.device, mu.dtype)
     z = mu.expand(d, steps, d).clone()
     idx = torch.arange(d, device=mu.device)
     z[idx, :, idx] = values
@@ -200,18 +232,27 @@ def traverse(
     return out.reshape(d, steps, *model.shape).float().cpu()
 
 
+def traversal_values(low: torch.Tensor, high: torch.Tensor, steps: int) -> torch.Tensor:
+    """``(latent_dim, steps)``: row d runs evenly from ``low[d]`` to ``high[d]``."""
+    frac = torch.linspace(0.0, 1.0, steps, dtype=torch.float32)
+    return low.float()[:, None] + (high.float() - low.float())[:, None] * frac
+
+
 def traversal_picture(
     model: VAE,
     x: torch.Tensor,
+    data: torch.Tensor,
     *,
     kl_last: Sequence[float] | None = None,
     example: str = "",
     span: float = TRAVERSAL_SPAN,
     steps: int = TRAVERSAL_STEPS,
 ) -> Image.Image:
-    """:func:`traverse` as a labelled grid: one row per latent dimension (with its last-epoch
-    KL), one column per value of z_d, the input example at the left."""
-    t = traverse(model, x, span, steps)
+    """:func:`traverse` of ``x`` as a labelled grid: one row per latent dimension, labelled
+    with the range it covers (spread of E_q[z_d] over ``data``, see :func:`latent_ranges`) and
+    its last-epoch KL; one column per step; the input example at the left."""
+    low, high = latent_ranges(model, data, span)
+    t = traverse(model, x, low, high, steps)
     d = t.shape[0]
     cells = torch.cat(
         [x.reshape(1, 1, *model.shape).expand(d, 1, *model.shape).float().cpu(), t], dim=1
@@ -220,21 +261,45 @@ def traversal_picture(
     factor = max(1, min(8, math.ceil(48 / (t.shape[-1] + 1))))  # cells of ~48 px
     big = grid.resize((grid.width * factor, grid.height * factor), Image.Resampling.NEAREST)
     cell = (t.shape[-1] + 1) * factor
-    left, top = 120, 22
+    # rows at the floor are not "± 3 sd" wide: say so, the column heads do not hold for them
+    floored = ((high - low) / 2 <= TRAVERSAL_MIN_HALF_WIDTH * (1 + 1e-6)).tolist()
+    labels = [_row_label(r, low, high, kl_last, floored[r]) for r in range(d)]
+    left, top = 16 + max(text_size(s, 11)[0] for s in labels), 22
     img = Image.new("RGB", (left + big.width + 10, top + big.height + 6), BACKGROUND)
     img.paste(big, (left, top))
     draw = ImageDraw.Draw(img)
     draw_text(draw, (left + cell / 2, top - 4), "input", size=11, fill=MUTED, anchor="md")
-    for j, v in enumerate(torch.linspace(-span, span, steps).tolist()):
-        draw_text(draw, (left + (j + 1.5) * cell, top - 4), fmt(v), size=11, anchor="md")
-    for r in range(d):
-        label = f"z{r}" + (f"  KL {kl_last[r]:.2f}" if kl_last and r < len(kl_last) else "")
+    for j, head in enumerate(_column_labels(span, steps)):
+        draw_text(draw, (left + (j + 1.5) * cell, top - 4), head, size=11, anchor="md")
+    for r, label in enumerate(labels):
         draw_text(draw, (left - 8, top + (r + 0.5) * cell), label, size=11, anchor="rm")
     return captioned(
         img,
-        "latent traversals (rows: latent dims; columns: value of z_d)",
-        example or "a validation example; other dims at its posterior mean",
+        "latent traversals (rows: latent dims, each over its own range of z_d)",
+        (example or "a validation example") + f"; z_d from the mean of E_q[z_d] over "
+        f"{data.reshape(-1, *model.shape).shape[0]} validation examples ± {span:g} sd "
+        f"(at least ± {TRAVERSAL_MIN_HALF_WIDTH:g}); other dims at the example's posterior mean",
     )
+
+
+def _row_label(
+    r: int,
+    low: torch.Tensor,
+    high: torch.Tensor,
+    kl_last: Sequence[float] | None,
+    floored: bool,
+) -> str:
+    kl = f"  KL {kl_last[r]:.2f}" if kl_last and r < len(kl_last) else ""
+    floor = " (min width)" if floored else ""
+    return f"z{r}: {fmt(float(low[r]))} .. {fmt(float(high[r]))}{floor}{kl}"
+
+
+def _column_labels(span: float, steps: int) -> list[str]:
+    """Each column's offset from the mean in standard deviations ("mean" in the middle)."""
+    out = []
+    for v in torch.linspace(-span, span, steps).tolist():
+        out.append("mean" if abs(v) < 1e-9 else f"{'+' if v > 0 else '−'}{fmt(abs(v))} sd")
+    return out
 
 
 def _device(model: VAE) -> torch.device:

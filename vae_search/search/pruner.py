@@ -123,6 +123,17 @@ class CollapsePruner(BasePruner):
         self._wrapped = wrapped
         self._verdicts: dict[tuple[str, int], tuple[int | None, Reason]] = {}
 
+    @property
+    def collapse_settings(self) -> dict[str, Any]:
+        """The rule as given: ``min_active_units``, ``min_active_fraction``, ``patience``,
+        ``warmup_epochs`` (what a trial's note quotes)."""
+        return {
+            "min_active_units": self._collapse_min_units,
+            "min_active_fraction": self._collapse_min_fraction,
+            "patience": self._collapse_patience,
+            "warmup_epochs": self._collapse_warmup,
+        }
+
     def threshold(self, latent_dim: int | None) -> float:
         """Active units strictly below this count as collapsed."""
         return collapse_threshold(latent_dim, self._collapse_min_units, self._collapse_min_fraction)
