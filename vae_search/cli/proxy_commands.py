@@ -70,23 +70,23 @@ def _interrupt(signum: int, frame: object) -> None:
 @click.command("create-study")
 @_spec_arg
 @_storage_opt
-@click.option("--no-data", is_flag=True, help="Do not check or download the spec's dataset.")
+@click.option("--no-data", is_flag=True, help="Do not check or download the spec's torchvision dataset.")
 def create_study_cmd(spec: Path, storage: str | None, no_data: bool) -> None:
     """Create the study of SPEC in the storage (or check the existing one) and run no trial.
 
     For deployments that start the database, then the study, then the workers. It first checks
-    the spec's dataset, downloading it where allowed, so that workers sharing its data.root
-    find it there and do not race to download it. Running it again is harmless.
+    the spec's torchvision dataset, downloading it where allowed, so that workers sharing its
+    data.root find it there and do not race to download it. Running it again is harmless.
     """
     from optuna.trial import TrialState
 
-    from vae_search.search.preflight import prepare_data
+    from vae_search.search.preflight import fetch_data
     from vae_search.search.storage import redact
     from vae_search.search.worker import open_study
 
     s = _load_spec(spec)
     if not no_data:
-        prepare_data(s)
+        fetch_data(s)
     study, url = open_study(s, storage)
     finished = len(
         study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))

@@ -103,14 +103,14 @@ def launch_cmd(ctx: click.Context, spec: Path, workers: int, gpus: str | None, p
 def _launch(ctx: click.Context, spec: Path, workers: int, gpus: str | None, per_gpu: int, storage: str | None,
             artifact_dir: str | None, timeout: float | None) -> list[int]:
     from vae_search.search.launch import launch, plan
-    from vae_search.search.preflight import prepare_data
+    from vae_search.search.preflight import fetch_data
     from vae_search.search.progress import StudyProgress
     from vae_search.search.storage import resolve_url
     from vae_search.search.worker import open_study
 
     s = _load_spec(spec)
     url = resolve_url(storage)
-    prepare_data(s)  # download once, before the workers race to (a missing dataset: one line)
+    fetch_data(s)  # download once, before the workers race to (a missing dataset: one line)
     study, _ = open_study(s, url)  # create the study once, before the workers race for it
     progress = StudyProgress(study, s.n_trials)
     verbose = ctx.find_root().params.get("verbose", 0)

@@ -127,14 +127,14 @@ class Objective:
         """Load each distinct dataset once per worker process."""
         from vae_search.data import load_data
 
-        key = repr(dataclasses.asdict(cfg.data))
+        key = _data_key(cfg.data)
         if key not in self._data:
             self._data = {key: load_data(cfg.data)}  # keep one: a study rarely varies its data
         return self._data[key]
 
     def preload(self, cfg: DataConfig, data: Any) -> None:
         """Use ``data`` (loaded by the worker's preflight) for trials whose data config is ``cfg``."""
-        self._data = {repr(dataclasses.asdict(cfg)): data}
+        self._data = {_data_key(cfg): data}
 
     def run_config(self, trial: optuna.Trial) -> RunConfig:
         cfg = sample_run(trial, self.spec)
@@ -257,6 +257,11 @@ class Objective:
             data=self.data_for(cfg) if model is not None else None,
             outcome=outcome, detail=detail,
         )
+
+
+def _data_key(cfg: DataConfig) -> str:
+    """Trials whose data configs give the same key share one loaded dataset."""
+    return repr(dataclasses.asdict(cfg))
 
 
 def requeue(trial: optuna.Trial) -> int:

@@ -4,8 +4,8 @@ A worker that cannot train (``device: cuda`` on a machine without CUDA, a datase
 missing and cannot be downloaded) would otherwise join the study, fail its first trial with
 Optuna's traceback and leave a FAIL behind, once per worker and per restart. The preflight
 turns those into one line before anything is written; it also downloads a torchvision dataset
-once, before several workers race to download it into the same folder (``run``, ``launch``,
-``create-study``).
+once, before several workers race to download it into the same folder (:func:`fetch_data`:
+``run``, ``launch``, ``create-study``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 from vae_search.config import RunConfig, merge
 from vae_search.data import DataSplits, load_data
+from vae_search.data.vision import SOURCES
 from vae_search.errors import ConfigError
 from vae_search.search.spec import StudySpec
 from vae_search.train.loop import device_problem
@@ -44,3 +45,13 @@ def prepare_data(spec: StudySpec, overrides: dict[str, Any] | None = None) -> Da
     cfg = trial_base(spec, overrides).data
     log.info("checking the data of study %r (%s)", spec.study, cfg.name)
     return load_data(cfg)
+
+
+def fetch_data(spec: StudySpec) -> None:
+    """Download (or check) the spec's torchvision dataset once, before workers start.
+
+    Generated and local data have nothing to fetch, and each worker reads them itself, so they
+    are not loaded here (the quickstart's shapes would cost the launcher seconds for nothing).
+    """
+    if spec.base_run().data.name in SOURCES:
+        prepare_data(spec)

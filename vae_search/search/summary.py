@@ -37,18 +37,14 @@ def completed(study: optuna.Study) -> list[FrozenTrial]:
     return sorted(done, key=lambda t: (t.value, t.number))
 
 
-def ranked(study: optuna.Study, exclude_collapsed: bool = False) -> list[FrozenTrial]:
-    trials = completed(study)
-    return [t for t in trials if not is_collapsed(t)] if exclude_collapsed else trials
-
-
 def best_trials(study: optuna.Study, include_collapsed: bool = False) -> list[FrozenTrial]:
     """The study's best trials, best first, as ``status``, ``report`` and ``export`` rank them:
     completed trials that kept their active units (as Optuna's ``best_trial`` skips infeasible
     ones), or all completed ones when every one collapsed or ``include_collapsed``."""
+    trials = completed(study)
     if include_collapsed:
-        return completed(study)
-    return ranked(study, exclude_collapsed=True) or completed(study)
+        return trials
+    return [t for t in trials if not is_collapsed(t)] or trials
 
 
 @dataclass
