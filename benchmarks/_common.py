@@ -12,7 +12,7 @@ import optuna
 import yaml
 
 from vae_search.config import merge
-from vae_search.search.spec import StudySpec
+from vae_search.study.spec import StudySpec
 
 SPECS = Path(__file__).parent / "specs"
 

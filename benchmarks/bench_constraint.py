@@ -17,8 +17,10 @@ from pathlib import Path
 import optuna
 
 from benchmarks._common import SPECS, emit, quiet, save_rows, spec_with
-from vae_search.search.summary import completed, is_collapsed
-from vae_search.search.worker import WorkerOptions, run_worker
+from vae_search.dashboard.hooks import dashboard_hooks
+from vae_search.results.summary import completed
+from vae_search.study.collapse import is_collapsed
+from vae_search.workers.worker import WorkerOptions, run_worker
 
 
 def share(trials) -> float:
@@ -31,7 +33,8 @@ def run(constraint: bool, seed: int, n: int, tmp: Path) -> dict:
                      sampler={"kind": "tpe", "seed": seed, "options": {"n_startup_trials": 10}},
                      pruner={"constraint": constraint})
     url = f"sqlite:///{tmp / 'c.db'}"
-    run_worker(spec, WorkerOptions(storage=url, artifact_dir=str(tmp / "a"), index=0))
+    run_worker(spec, WorkerOptions(storage=url, artifact_dir=str(tmp / "a"), index=0),
+               hooks=dashboard_hooks())
     trials = sorted(optuna.load_study(study_name=name, storage=url).trials, key=lambda t: t.number)
     half = len(trials) // 2
     best = completed(optuna.load_study(study_name=name, storage=url))

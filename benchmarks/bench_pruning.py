@@ -19,8 +19,10 @@ from pathlib import Path
 import optuna
 
 from benchmarks._common import SPECS, epochs_run, quiet, spec_with
-from vae_search.search.summary import completed, is_collapsed
-from vae_search.search.worker import WorkerOptions, open_study, run_worker
+from vae_search.dashboard.hooks import dashboard_hooks
+from vae_search.results.summary import completed
+from vae_search.study.collapse import is_collapsed
+from vae_search.workers.worker import WorkerOptions, open_study, run_worker
 
 # (warmup_epochs, patience, min_active_fraction); min_active_units is 1 throughout
 SETTINGS = [(2, 2, 0.25), (2, 1, 0.25), (2, 2, None), (2, 1, None), (1, 2, None)]
@@ -28,7 +30,7 @@ SETTINGS = [(2, 2, 0.25), (2, 1, 0.25), (2, 2, None), (2, 1, None), (1, 2, None)
 
 def sample_params(spec, n: int) -> list[dict]:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=123))
-    from vae_search.search.spec import sample_run
+    from vae_search.study.spec import sample_run
 
     out = []
     for _ in range(n):
@@ -44,7 +46,7 @@ def run(spec, params: list[dict], url: str, art: str) -> dict:
     for p in params:
         study.enqueue_trial(p)
     t0 = time.perf_counter()
-    run_worker(spec, WorkerOptions(storage=url, artifact_dir=art))
+    run_worker(spec, WorkerOptions(storage=url, artifact_dir=art), hooks=dashboard_hooks())
     wall = time.perf_counter() - t0
     study = optuna.load_study(study_name=spec.study, storage=url)
     best = completed(study)[0]

@@ -70,7 +70,7 @@ def machine(url: str) -> dict:
     """What the figures were measured on; the server version only for PostgreSQL."""
     import torch
 
-    from vae_search.search.storage import redact
+    from vae_search.storage import redact
 
     backend = _backend(url)
     info = {
@@ -132,8 +132,8 @@ def gpu_one(url: str, workers: int, params: list[dict], tmp: Path, *, epochs: in
     import optuna
     from optuna.trial import TrialState
 
-    from vae_search.search.launch import plan, worker_command
-    from vae_search.search.worker import open_study
+    from vae_search.workers.launch import plan, worker_command
+    from vae_search.workers.worker import open_study
 
     name = f"bench-gpu{workers}-{uuid.uuid4().hex[:6]}"
     spec = gpu_spec(tmp, name, len(params), epochs, size)
@@ -299,7 +299,7 @@ def main() -> None:
     quiet()
     import torch
 
-    from vae_search.search.storage import resolve_url
+    from vae_search.storage import resolve_url
 
     signal.signal(signal.SIGTERM, _on_sigterm)
     rows: list[dict] = []

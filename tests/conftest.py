@@ -1,9 +1,15 @@
-"""Shared fixtures: a small, fast run config on generated data."""
+"""Shared fixtures: a small, fast run config on generated data; storage backends, unique study
+names and a small study spec."""
 
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
+import optuna
 import pytest
 
 from vae_search.config import RunConfig
@@ -27,7 +33,7 @@ def drop_study(url: str, name: str) -> None:
 
     import optuna
 
-    from vae_search.search.storage import open_storage
+    from vae_search.storage import open_storage
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -61,3 +67,49 @@ def small_config(**over) -> RunConfig:
 @pytest.fixture
 def small_cfg() -> RunConfig:
     return small_config()
+
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each storage backend in turn: SQLite in tmp_path, then PostgreSQL (if configured)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'studies.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def study_name(storage_url: str) -> Iterator[str]:
+    """A fresh study name, deleted from the storage afterwards (reruns never collide)."""
+    name = f"vs-test-{uuid.uuid4().hex[:12]}"
+    yield name
+    drop_study(storage_url, name)
+
+
+@pytest.fixture
+def spec_dict() -> Callable[..., dict[str, Any]]:
+    """Factory of a small valid study spec (a dict); keyword arguments replace top-level keys."""
+    return _spec_dict
+
+
+def _spec_dict(**over: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "study": "unit",
+        "run": {"data": {"name": "shapes", "size": 200, "image_size": 8}, "epochs": 4},
+        "space": {
+            "schedule.beta": {"type": "float", "low": 0.1, "high": 10.0, "log": True},
+            "model.latent_dim": {"type": "int", "low": 2, "high": 16},
+            "prior.kind": {"type": "categorical", "choices": ["standard", "mog", "vamp"]},
+            "prior.components": {
+                "type": "int",
+                "low": 2,
+                "high": 20,
+                "when": {"prior.kind": ["mog", "vamp"]},
+            },
+            "model.hidden": {"type": "categorical", "choices": [[256], [512, 256], []]},
+        },
+    }
+    base.update(over)
+    return base

@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import PG_ENV, PG_SKIP
-from tests.search.test_workers import write_spec
+from tests.workers.test_worker import write_spec
 from vae_search.cli import main
-from vae_search.search.spec import StudySpec
-from vae_search.search.worker import WorkerOptions, run_worker
+from vae_search.study.spec import StudySpec
+from vae_search.workers.worker import WorkerOptions, run_worker
 
 
 def run(*args, env=None):
@@ -77,7 +77,7 @@ def test_export_writes_the_best_trial_that_status_shows(tmp_path):
     from optuna.distributions import FloatDistribution
 
     from vae_search.config import RunConfig
-    from vae_search.search.pruner import COLLAPSE_CONSTRAINT
+    from vae_search.study.collapse import COLLAPSE_CONSTRAINT
 
     url = f"sqlite:///{tmp_path / 'c.db'}"
     study = optuna.create_study(study_name="coll", storage=url)

@@ -23,8 +23,9 @@ import optuna
 import pytest
 import yaml
 
-from vae_search.search.spec import StudySpec
-from vae_search.search.worker import WorkerOptions, open_study, run_worker
+from vae_search.dashboard.hooks import dashboard_hooks
+from vae_search.study.spec import StudySpec
+from vae_search.workers.worker import WorkerOptions, open_study, run_worker
 
 STUDY = "dash-test"
 GOOD = {"schedule.beta": 0.3, "schedule.rate": 1.0, "model.latent_dim": 4, "prior.kind": "standard"}
@@ -103,7 +104,7 @@ def finished_study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Finishe
     for params in (GOOD, COLLAPSING, MIXTURE):
         study.enqueue_trial(params)
     opts = WorkerOptions(storage=url, artifact_dir=str(root / "artifacts"), threads=1)
-    run_worker(spec, opts)
+    run_worker(spec, opts, hooks=dashboard_hooks())  # what `vae-search worker` registers
     yield FinishedStudy(url=url, artifact_dir=root / "artifacts", name=STUDY, root=root)
 
 

@@ -26,7 +26,7 @@ from vae_search.dashboard.trial_pictures import (
 from vae_search.model.likelihoods import Gaussian
 from vae_search.model.priors import StandardPrior
 from vae_search.model.vae import VAE, build_vae
-from vae_search.search.pruner import CollapsePruner
+from vae_search.study.collapse import CollapsePruner
 
 SHAPE = (1, 16, 16)
 

@@ -12,10 +12,11 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 from tests.conftest import small_config
 from tests.dashboard.conftest import spec_dict
 from vae_search.dashboard.notes import beta_phrase, trial_note
-from vae_search.dashboard.points import OBJECTIVE_LABELS, objective_label, trial_points
+from vae_search.dashboard.points import trial_points
 from vae_search.dashboard.publish import _subtitle
-from vae_search.search.spec import StudySpec
-from vae_search.search.worker import open_study
+from vae_search.study.objectives import OBJECTIVE_LABELS, objective_label
+from vae_search.study.spec import StudySpec
+from vae_search.workers.worker import open_study
 
 DIST = {"schedule.beta": FloatDistribution(0.1, 50)}
 

@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from vae_search.cli import main
 from vae_search.cli.proxy_commands import COMMANDS
 from vae_search.errors import StorageError
-from vae_search.search import proxy
+from vae_search.storage import proxy
 
 # the commands as they are once registered in vae_search.cli (registered here meanwhile)
 CLI = type(main)(
@@ -98,7 +98,7 @@ def test_a_worker_runs_its_trials_through_the_proxy(tmp_path, tiny_spec):
 
 
 def test_a_proxy_that_does_not_answer_is_one_line(monkeypatch):
-    from vae_search.search import storage
+    from vae_search.storage import database as storage
 
     monkeypatch.setattr(storage, "GRPC_WAIT", 0.5)
     port = free_port()  # nothing listens there

@@ -18,15 +18,15 @@ from optuna.trial import TrialState
 from sqlalchemy import exc as sa_exc
 
 from vae_search.errors import StorageError
-from vae_search.search import resilient as resilient_mod
-from vae_search.search.resilient import (
+from vae_search.storage import open_storage
+from vae_search.storage import resilient as resilient_mod
+from vae_search.storage.resilient import (
     CREATE_TOKEN_ATTR,
     ResilientStorage,
     Retrier,
     classify,
     resilient,
 )
-from vae_search.search.storage import open_storage
 
 URL = "postgresql+psycopg://vae:s3cret-pw@db.example:5432/studies"
 
@@ -94,7 +94,7 @@ def test_an_outage_is_waited_out_with_one_warning(caplog):
             raise refused()
         return "ok"
 
-    with caplog.at_level(logging.INFO, logger="vae_search.search.resilient"):
+    with caplog.at_level(logging.INFO, logger="vae_search.storage.resilient"):
         assert retry.call("get_trial", flaky) == "ok"
     warnings_ = [r for r in caplog.records if r.levelno == logging.WARNING]
     # one warning for the outage (not one per attempt), then one line when it is over

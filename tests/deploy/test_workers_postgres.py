@@ -30,8 +30,8 @@ def load_trials(url: str, name: str) -> list[FrozenTrial]:
 
 def create_study(spec, url: str) -> None:
     """Create the study first, as a deployment's create-study step does."""
-    from vae_search.search.spec import StudySpec
-    from vae_search.search.worker import open_study
+    from vae_search.study.spec import StudySpec
+    from vae_search.workers.worker import open_study
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -39,8 +39,8 @@ def dashboard_cmd(
     through an SSH tunnel. Ctrl-C stops it.
     """
     from vae_search.dashboard.server import dashboard_url, exposure_warning, serve
-    from vae_search.search.checkpoints import resolve_artifact_dir
-    from vae_search.search.storage import redact, resolve_url
+    from vae_search.storage import redact, resolve_url
+    from vae_search.storage.checkpoints import resolve_artifact_dir
 
     url = resolve_url(storage)
     art = resolve_artifact_dir(artifact_dir)
@@ -67,7 +67,7 @@ def _refresh_all(url: str) -> None:
     import optuna
 
     from vae_search.dashboard.study_figures import refresh_study_figures
-    from vae_search.search.storage import open_storage
+    from vae_search.storage import open_storage
 
     storage = open_storage(url)
     for s in optuna.get_all_study_summaries(storage, include_best_trial=False):
@@ -102,8 +102,8 @@ def report_cmd(
     from optuna.artifacts import FileSystemArtifactStore
 
     from vae_search.dashboard.report import write_report
-    from vae_search.search.checkpoints import resolve_artifact_dir
-    from vae_search.search.storage import redact
+    from vae_search.storage import redact
+    from vae_search.storage.checkpoints import resolve_artifact_dir
 
     s, url = _load_study(study, storage)
     art = resolve_artifact_dir(artifact_dir)

@@ -47,8 +47,8 @@ def storage_proxy_cmd(
     proxy has no authentication: keep the default 127.0.0.1 or a private network. Ctrl-C or
     SIGTERM stops it.
     """
-    from vae_search.search.proxy import serve_proxy
-    from vae_search.search.storage import redact, resolve_url
+    from vae_search.storage import redact, resolve_url
+    from vae_search.storage.proxy import serve_proxy
 
     if not storage:
         raise click.UsageError("give the study database with --storage URL or VAE_SEARCH_STORAGE")
@@ -80,9 +80,9 @@ def create_study_cmd(spec: Path, storage: str | None, no_data: bool) -> None:
     """
     from optuna.trial import TrialState
 
-    from vae_search.search.preflight import fetch_data
-    from vae_search.search.storage import redact
-    from vae_search.search.worker import open_study
+    from vae_search.storage import redact
+    from vae_search.workers.preflight import fetch_data
+    from vae_search.workers.worker import open_study
 
     s = _load_spec(spec)
     if not no_data:

@@ -26,7 +26,7 @@ _artifact_opt = click.option(
 
 
 def _load_spec(path: Path):
-    from vae_search.search.spec import StudySpec
+    from vae_search.study.spec import StudySpec
 
     return StudySpec.from_file(path)
 
@@ -35,7 +35,7 @@ def _load_study(study_name: str | None, storage: str | None):
     """Load an existing study (the only one in the storage when no name is given)."""
     import optuna
 
-    from vae_search.search.storage import open_storage, redact, resolve_url
+    from vae_search.storage import open_storage, redact, resolve_url
 
     url = resolve_url(storage)
     st = open_storage(url)
@@ -67,7 +67,8 @@ def worker_cmd(spec: Path, storage: str | None, artifact_dir: str | None, n_tria
     First Ctrl-C or SIGTERM: finish the current trial, then exit. Second: stop now; the trial
     is re-queued with its last checkpoint.
     """
-    from vae_search.search.worker import GracefulStop, WorkerOptions, run_worker
+    from vae_search.dashboard.hooks import dashboard_hooks
+    from vae_search.workers.worker import GracefulStop, WorkerOptions, run_worker
 
     s = _load_spec(spec)
     opts = WorkerOptions(storage=storage, artifact_dir=artifact_dir, n_trials=n_trials, timeout=timeout,
@@ -76,7 +77,8 @@ def worker_cmd(spec: Path, storage: str | None, artifact_dir: str | None, n_tria
 
     with GracefulStop() as stop, step_progress(sys.stderr.isatty()) as progress:
         try:
-            result = run_worker(s, opts, stop, progress=progress)  # type: ignore[arg-type]
+            result = run_worker(s, opts, stop, progress=progress,  # type: ignore[arg-type]
+                                hooks=dashboard_hooks())
         except KeyboardInterrupt:
             click.secho("worker stopped; its trial was re-queued", fg="yellow", err=True)
             sys.exit(130)
@@ -102,11 +104,11 @@ def launch_cmd(ctx: click.Context, spec: Path, workers: int, gpus: str | None, p
 
 def _launch(ctx: click.Context, spec: Path, workers: int, gpus: str | None, per_gpu: int, storage: str | None,
             artifact_dir: str | None, timeout: float | None) -> list[int]:
-    from vae_search.search.launch import launch, plan
-    from vae_search.search.preflight import fetch_data
-    from vae_search.search.progress import StudyProgress
-    from vae_search.search.storage import resolve_url
-    from vae_search.search.worker import open_study
+    from vae_search.storage import resolve_url
+    from vae_search.workers.launch import launch, plan
+    from vae_search.workers.preflight import fetch_data
+    from vae_search.workers.progress import StudyProgress
+    from vae_search.workers.worker import open_study
 
     s = _load_spec(spec)
     url = resolve_url(storage)
@@ -136,13 +138,13 @@ def run_cmd(ctx: click.Context, spec: Path, workers: int, gpus: str | None, per_
             storage: str | None, artifact_dir: str | None) -> None:
     """The whole search in one command: create the study of SPEC, run local workers to its
     budget, print a summary and the command that opens the dashboard."""
-    from vae_search.search.checkpoints import resolve_artifact_dir
-    from vae_search.search.storage import redact
+    from vae_search.storage import redact
+    from vae_search.storage.checkpoints import resolve_artifact_dir
 
     codes = _launch(ctx, spec, workers, gpus, per_gpu, storage, artifact_dir, None)
     s = _load_spec(spec)
     study, url = _load_study(s.study, storage)
-    from vae_search.search.summary import summarize
+    from vae_search.results.summary import summarize
 
     click.echo(_format_summary(summarize(study).to_dict()))
     art = resolve_artifact_dir(artifact_dir)
@@ -187,7 +189,7 @@ def _format_summary(d: dict) -> str:
 def status_cmd(study: str | None, storage: str | None, as_json: bool) -> None:
     """Trials of STUDY by state (pruned split into collapse and performance), the best trial
     and the running ones. STUDY may be left out when the storage holds one study."""
-    from vae_search.search.summary import summarize
+    from vae_search.results.summary import summarize
 
     s, _ = _load_study(study, storage)
     d = summarize(s).to_dict()
@@ -206,8 +208,8 @@ def status_cmd(study: str | None, storage: str | None, as_json: bool) -> None:
 def export_cmd(study: str, storage: str | None, top: int, include_collapsed: bool, output: Path) -> None:
     """Write the best trials of STUDY as run configs for `vae-search train`, with their metrics
     and provenance."""
-    from vae_search.search.export import export
-    from vae_search.search.storage import redact
+    from vae_search.results.export import export
+    from vae_search.storage import redact
 
     s, url = _load_study(study, storage)
     for p in export(s, output, top=top, include_collapsed=include_collapsed, storage=redact(url)):

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from vae_search.config import RunConfig, ScheduleConfig
-from vae_search.search.pruner import CollapsePruner, collapse_threshold
+from vae_search.study.collapse import CollapsePruner, collapse_threshold
 
 
 @dataclass(frozen=True)
 class CollapseRule:
     """The collapse pruner's settings, so a note can say the rule a pruned trial broke (see
-    :mod:`vae_search.search.pruner`)."""
+    :mod:`vae_search.study.collapse`)."""
 
     min_active_units: int | None
     min_active_fraction: float | None

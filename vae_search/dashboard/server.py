@@ -2,33 +2,23 @@
 
 optuna-dashboard has no authentication: anyone who can reach the port can read, edit and
 delete studies. :func:`serve` binds 127.0.0.1 unless told otherwise; the CLI warns about any
-other host. URLs are shown through :func:`~vae_search.search.storage.redact`, never with a
+other host. URLs are shown through :func:`~vae_search.storage.urls.redact`, never with a
 password.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import socket
 from pathlib import Path
 
-from vae_search.search.storage import open_storage, redact
+from vae_search.storage import open_storage, redact
+from vae_search.storage.urls import is_loopback
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
-
-
-def is_loopback(host: str) -> bool:
-    """True when ``host`` is reachable only from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def exposure_warning(host: str, port: int) -> str | None:

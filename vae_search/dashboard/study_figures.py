@@ -21,8 +21,9 @@ import optuna
 from optuna.trial import TrialState
 
 from vae_search.dashboard.plot_style import TEMPLATE, fitted_layout
-from vae_search.dashboard.points import TrialPoint, objective_label, trial_points
+from vae_search.dashboard.points import TrialPoint, trial_points
 from vae_search.dashboard.ticks import log_ticks, nice_ticks
+from vae_search.study.objectives import objective_label
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go

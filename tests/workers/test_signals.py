@@ -1,0 +1,75 @@
+"""Stopping a worker: the first SIGTERM finishes the trial, the second re-queues it."""
+
+from __future__ import annotations
+
+import signal
+import time
+import warnings
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests.workers.test_worker import start_worker, write_spec
+
+pytestmark = pytest.mark.slow
+
+
+def wait_for_epoch(url: str, name: str, epoch: int, proc, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                study = optuna.load_study(study_name=name, storage=url)
+            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        except KeyError:
+            running = []
+        if running and len(running[0].intermediate_values) >= epoch:
+            return running[0]
+        if proc.poll() is not None:
+            pytest.fail("worker exited early: " + proc.communicate()[0])
+        time.sleep(0.1)
+    proc.kill()
+    pytest.fail(f"no trial reached epoch {epoch}: {proc.communicate()[0]}")
+
+
+def test_first_sigterm_finishes_the_trial_then_exits(tmp_path):
+    url = f"sqlite:///{tmp_path / 'st.db'}"
+    spec = write_spec(tmp_path / "s.yaml", "term1", n_trials=5, epochs=6, size=4000)
+    proc = start_worker(spec, url, 0, tmp_path / "a")
+    trial = wait_for_epoch(url, "term1", 1, proc)
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0, out
+    assert "finishing the current trial" in out
+    trials = optuna.load_study(study_name="term1", storage=url).trials
+    # the trial in progress was finished, and no other was started
+    assert trials[trial.number].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    assert len(trials) == trial.number + 1
+
+
+def test_second_sigterm_stops_now_and_requeues_with_the_checkpoint(tmp_path):
+    url = f"sqlite:///{tmp_path / 'st.db'}"
+    spec = write_spec(tmp_path / "s.yaml", "term2", n_trials=1, epochs=8, size=6000)
+    proc = start_worker(spec, url, 0, tmp_path / "a")
+    trial = wait_for_epoch(url, "term2", 2, proc)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 130, out
+    assert "Traceback" not in out
+    trials = optuna.load_study(study_name="term2", storage=url).trials
+    assert trials[trial.number].state == TrialState.FAIL
+    queued = [t for t in trials if t.state == TrialState.WAITING]
+    assert len(queued) == 1 and queued[0].user_attrs["requeued_from"] == trial.number
+    # nothing lost: the next worker picks the queued trial up and resumes from the checkpoint
+    proc = start_worker(spec, url, 1, tmp_path / "a")
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0, out
+    trials = optuna.load_study(study_name="term2", storage=url).trials
+    resumed = trials[queued[0].number]
+    assert resumed.state == TrialState.COMPLETE
+    assert resumed.params == trial.params
+    assert resumed.user_attrs["resumed_from_epoch"] >= 2

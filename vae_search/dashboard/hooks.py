@@ -1,0 +1,36 @@
+"""The dashboard's side of a worker: what it registers in the worker's hooks.
+
+:func:`dashboard_hooks` is what the CLI hands :func:`~vae_search.workers.worker.run_worker`:
+each ended trial gets its pictures and note (:func:`~vae_search.dashboard.publish.publish_trial`),
+and the study's figures are redrawn as trials finish
+(:func:`~vae_search.dashboard.study_figures.refresh_study_figures`).
+"""
+
+from __future__ import annotations
+
+import optuna
+
+from vae_search.workers.hooks import TrialEnd, WorkerHooks
+
+
+def publish_ended_trial(end: TrialEnd) -> None:
+    """Pictures and a note for the dashboard; image pictures only for image data."""
+    from vae_search.dashboard.publish import publish_trial
+
+    model = end.model if end.config.images else None
+    publish_trial(
+        end.trial, end.store, config=end.config, history=end.history, model=model,
+        data=end.data if model is not None else None, outcome=end.outcome, detail=end.detail,
+    )
+
+
+def refresh_figures(study: optuna.Study, min_interval: float) -> None:
+    """The study's collapse map and active-units figure, redrawn at most every ``min_interval``."""
+    from vae_search.dashboard.study_figures import refresh_study_figures
+
+    refresh_study_figures(study, min_interval)
+
+
+def dashboard_hooks() -> WorkerHooks:
+    """The hooks that keep optuna-dashboard's pages of a study up to date."""
+    return WorkerHooks(trial_ended=[publish_ended_trial], study_changed=[refresh_figures])

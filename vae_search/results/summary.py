@@ -1,0 +1,95 @@
+"""What a study looks like: trials by state, why trials were pruned, the best trial.
+
+Read-only over any storage; the basis of ``vae-search status`` and ``export``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from vae_search.study.collapse import is_collapsed
+
+
+def completed(study: optuna.Study) -> list[FrozenTrial]:
+    """COMPLETE trials with a finite value, best first."""
+    done = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.value is not None and math.isfinite(t.value)
+    ]
+    return sorted(done, key=lambda t: (t.value, t.number))
+
+
+def best_trials(study: optuna.Study, include_collapsed: bool = False) -> list[FrozenTrial]:
+    """The study's best trials, best first, as ``status``, ``report`` and ``export`` rank them:
+    completed trials that kept their active units (as Optuna's ``best_trial`` skips infeasible
+    ones), or all completed ones when every one collapsed or ``include_collapsed``."""
+    trials = completed(study)
+    if include_collapsed:
+        return trials
+    return [t for t in trials if not is_collapsed(t)] or trials
+
+
+@dataclass
+class StudySummary:
+    name: str
+    states: dict[str, int]
+    pruned_collapse: int
+    pruned_performance: int
+    best: dict[str, Any] | None
+    running: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "study": self.name,
+            "states": self.states,
+            "pruned": {"collapse": self.pruned_collapse, "performance": self.pruned_performance},
+            "best": self.best,
+            "running": self.running,
+        }
+
+
+def trial_info(t: FrozenTrial) -> dict[str, Any]:
+    final = t.user_attrs.get("final") or {}
+    au = t.user_attrs.get("active_units") or []
+    return {
+        "number": t.number,
+        "value": t.value,
+        "params": t.params,
+        "active_units": final.get("active_units", au[-1] if au else None),
+        "latent_dim": t.user_attrs.get("latent_dim"),
+        "collapsed": is_collapsed(t),
+    }
+
+
+def summarize(study: optuna.Study) -> StudySummary:
+    trials = study.get_trials(deepcopy=False)
+    states = {s.name: 0 for s in TrialState}
+    for t in trials:
+        states[t.state.name] += 1
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    collapse = sum(t.user_attrs.get("prune_reason") == "collapse" for t in pruned)
+    best_list = best_trials(study)
+    running = [
+        {
+            "number": t.number,
+            "epoch": len(t.intermediate_values),  # reported every epoch; the attrs lag
+            "epochs": (t.user_attrs.get("config") or {}).get("epochs"),
+            "params": t.params,
+        }
+        for t in trials
+        if t.state == TrialState.RUNNING
+    ]
+    return StudySummary(
+        name=study.study_name,
+        states=states,
+        pruned_collapse=collapse,
+        pruned_performance=len(pruned) - collapse,
+        best=trial_info(best_list[0]) if best_list else None,
+        running=running,
+    )

@@ -1,0 +1,33 @@
+"""The study's trial budget, exact even when many workers race for the last trials.
+
+``n_trials`` counts finished trials (COMPLETE and PRUNED; a FAIL is retried, so it does not use
+the budget). Optuna's ``MaxTrialsCallback`` checks only after a trial ends, so N workers can
+overshoot by N - 1. Here a worker takes the study lock (:mod:`vae_search.storage.locks`), fails
+stale trials (their retries become WAITING and are picked up first), counts finished + running
+trials, and only then lets Optuna create the next trial; the lock is released as the objective
+starts. A worker whose budget is spoken for by running trials waits for them instead of
+leaving: one of them may be a killed worker's trial that must be retried.
+"""
+
+from __future__ import annotations
+
+import optuna
+from optuna.trial import TrialState
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def counts(study: optuna.Study) -> dict[TrialState, int]:
+    out = dict.fromkeys(TrialState, 0)
+    for t in study.get_trials(deepcopy=False):
+        out[t.state] += 1
+    return out
+
+
+def remaining(study: optuna.Study, n_trials: int | None) -> tuple[int | None, int]:
+    """(trials still to start, trials running); None when the study has no budget."""
+    c = counts(study)
+    running = c[TrialState.RUNNING]
+    if n_trials is None:
+        return None, running
+    return n_trials - sum(c[s] for s in FINISHED) - running, running

@@ -1,0 +1,283 @@
+"""The Optuna objective: one engine run per trial.
+
+Per trial it samples a run config from the spec's space, trains it with the engine and, after
+every epoch, stores the diagnostics as user attributes, reports the validation -ELBO at β = 1
+(comparable across β) and asks the pruner. It returns the spec's objective on the validation
+split: the IWAE NLL bound with the spec's k (``nll_iwae``) or the -ELBO (``elbo``).
+
+User attributes of a trial (what ``status``, ``export`` and the dashboard read):
+
+- ``config``: the full resolved run config (re-run it with ``vae-search train``);
+- ``latent_dim``; ``active_units``: per-epoch counts (what the collapse pruner reads);
+- ``history``: per-epoch ``beta``, ``elbo``, ``recon``, ``kl``, ``mutual_info``, ``kl_per_dim``,
+  ``seconds``;
+- both complete when the trial has ended, and written at most every
+  ``storage.history_interval`` seconds while it runs: each write is a storage round trip, and
+  with short epochs they add up (see the storage benchmark in the README). The pruners see
+  every epoch at once (:meth:`TrialHistory.pruner_view`); a running trial's epoch count is
+  its number of reported values;
+- ``final``: the final figures (``nll_iwae``, ``iwae_samples``, ``active_units``, ...);
+- ``prune_reason`` (``collapse`` or ``performance``), ``pruned_epoch``, ``pruned_active_units``;
+- ``fail_reason`` for a run that failed (a non-finite loss names its epoch and step);
+- ``retry_of`` / ``requeued_from``: the trial this one continues; ``resumed_from_epoch``: the
+  checkpoint epoch it started from;
+- ``checkpoint``: artifact id of the last epoch checkpoint (see ``checkpoints``).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import gc
+import logging
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+import torch
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial
+
+from vae_search.config import DataConfig, RunConfig, merge
+from vae_search.errors import VaeSearchError
+from vae_search.storage.checkpoints import TrialCheckpoint
+from vae_search.study.collapse import prune_reason, record_collapse_constraint
+from vae_search.study.spec import StudySpec, sample_run
+from vae_search.train import EpochMetrics, train
+from vae_search.train.loop import ProgressFn
+from vae_search.workers.hooks import Outcome, TrialEnd, WorkerHooks
+
+log = logging.getLogger(__name__)
+
+HISTORY_KEYS = ("beta", "elbo", "recon", "kl", "mutual_info", "kl_per_dim", "seconds")
+
+
+class TrialHistory:
+    """A live trial's per-epoch record: the ``active_units`` and ``history`` user attributes.
+
+    Both are written at most every ``interval`` seconds (0: every epoch) and by :meth:`save`
+    when the trial ends. The pruners do not wait for the write: :meth:`pruner_view` is the
+    trial as ``Trial.should_prune`` hands it to the pruner, with the active units up to the
+    last epoch.
+    """
+
+    def __init__(self, trial: optuna.Trial, interval: float = 0.0):
+        self.trial = trial
+        self.interval = interval
+        self.values: dict[str, list[Any]] = {k: [] for k in HISTORY_KEYS}
+        self.active_units: list[int] = []
+        self._saved_at = time.monotonic()
+        self._saved_len = 0
+
+    def append(self, m: EpochMetrics) -> None:
+        self.active_units.append(m.active_units)
+        for k in HISTORY_KEYS:
+            self.values[k].append(getattr(m, k))
+        if time.monotonic() - self._saved_at >= self.interval:
+            self.save()
+
+    def save(self) -> None:
+        """Write both attributes unless the stored ones already hold every epoch."""
+        n = len(self.active_units)
+        if n and n != self._saved_len:
+            self.trial.set_user_attr("active_units", list(self.active_units))
+            self.trial.set_user_attr("history", self.values)
+            self._saved_len = n
+        self._saved_at = time.monotonic()
+
+    def pruner_view(self) -> FrozenTrial:
+        """What ``Trial.should_prune`` passes the pruner (Optuna's in-process copy of the
+        trial: its reports and attributes), with the live ``active_units``."""
+        view = copy.copy(self.trial._get_latest_trial())
+        view.user_attrs = {**view.user_attrs, "active_units": list(self.active_units)}
+        return view
+
+
+class Objective:
+    """Callable objective for ``study.optimize``.
+
+    Args:
+        spec: the study spec.
+        store: artifact store for checkpoints and pictures (None: neither).
+        overrides: run-config values forced by this worker (``device``, ``threads``).
+        on_trial_start: called first thing in every trial (the budget lock is released there).
+        progress: per-step training progress callback.
+        hooks: told as each trial ends (the CLI registers the dashboard's pictures and notes).
+    """
+
+    def __init__(
+        self,
+        spec: StudySpec,
+        store: FileSystemArtifactStore | None = None,
+        overrides: dict[str, Any] | None = None,
+        on_trial_start: Callable[[optuna.Trial], None] | None = None,
+        progress: ProgressFn | None = None,
+        hooks: WorkerHooks | None = None,
+    ):
+        self.spec = spec
+        self.hooks = hooks or WorkerHooks()
+        self.store = store
+        self.overrides = overrides or {}
+        self.on_trial_start = on_trial_start
+        self.progress = progress
+        self._data: dict[str, Any] = {}
+        self.interrupted = False  # set when a trial was stopped by a second signal
+        self.failed_streak: list[tuple[int, str]] = []  # (trial, reason) since the last success
+
+    def data_for(self, cfg: RunConfig) -> Any:
+        """Load each distinct dataset once per worker process."""
+        from vae_search.data import load_data
+
+        key = _data_key(cfg.data)
+        if key not in self._data:
+            self._data = {key: load_data(cfg.data)}  # keep one: a study rarely varies its data
+        return self._data[key]
+
+    def preload(self, cfg: DataConfig, data: Any) -> None:
+        """Use ``data`` (loaded by the worker's preflight) for trials whose data config is ``cfg``."""
+        self._data = {_data_key(cfg): data}
+
+    def run_config(self, trial: optuna.Trial) -> RunConfig:
+        cfg = sample_run(trial, self.spec)
+        if self.overrides:
+            cfg = RunConfig.from_dict(merge(cfg.to_dict(), self.overrides), source="worker options")
+        return cfg
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        if self.on_trial_start is not None:
+            self.on_trial_start(trial)
+        with warnings.catch_warnings():  # "experimental" since Optuna 2.8
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # the trial as Optuna keeps it in process; its system attrs are read on first use
+            origin = RetryHeartbeatStaleTrialCallback.retried_trial_number(trial._get_latest_trial())
+        if origin is not None:  # first: a retry killed early still says what it continues
+            trial.set_user_attr("retry_of", origin)
+            log.info("trial %d retries trial %d", trial.number, origin)
+        cfg = self.run_config(trial)
+        trial.set_user_attr("config", cfg.to_dict())
+        trial.set_user_attr("latent_dim", cfg.model.latent_dim)
+        collapse = self.spec.pruner.collapse
+        threshold = collapse.threshold(cfg.model.latent_dim)
+        checkpoint = (
+            TrialCheckpoint(trial, self.store, self.spec.storage.checkpoint_interval)
+            if self.store is not None else None
+        )
+        history = TrialHistory(trial, self.spec.storage.history_interval)
+
+        def on_epoch(m: EpochMetrics) -> None:
+            history.append(m)
+            trial.report(m.elbo, m.epoch)
+            view = history.pruner_view()
+            if trial.study.pruner.prune(trial.study, view):  # Trial.should_prune, live attrs
+                reason = prune_reason(trial.study.pruner, trial.study, view) or "performance"
+                trial.set_user_attr("prune_reason", reason)
+                trial.set_user_attr("pruned_epoch", m.epoch)
+                trial.set_user_attr("pruned_active_units", m.active_units)
+                history.save()
+                self.failed_streak.clear()
+                self._constraint(trial, m.active_units, threshold)
+                self._publish(trial, cfg, history.values, "pruned", {
+                    "prune_reason": reason, "pruned_epoch": m.epoch,
+                    "pruned_active_units": m.active_units,
+                })
+                raise optuna.TrialPruned(
+                    f"{reason} at epoch {m.epoch}: {m.active_units}/{cfg.model.latent_dim} active units"
+                )
+
+        try:
+            result = train(
+                cfg,
+                data=self.data_for(cfg),
+                on_epoch=on_epoch,
+                checkpoint=checkpoint,
+                progress=self.progress,
+            )
+        except VaeSearchError as e:
+            # a NaN is a finding about this configuration, not a worker crash: the trial fails
+            # (Optuna fails a trial whose value is NaN) with the reason kept, and the worker goes
+            # on; so does one whose sampled data cannot be read (the worker's preflight checked
+            # the spec's own), without Optuna's traceback
+            return self._fail(trial, str(e), cfg, history)
+        except torch.cuda.OutOfMemoryError:
+            # too big for this GPU: record it and let the worker go on with the next trial; the
+            # memory is freed after this block, once the traceback no longer holds train()'s
+            # model and batches (workers sharing the GPU would run out in turn)
+            result = None
+        except KeyboardInterrupt:
+            # stop now, lose nothing: a copy waits in the queue with the last checkpoint, and
+            # this trial fails quietly (NaN) so the worker can exit without a traceback
+            history.save()
+            trial.set_user_attr("fail_reason", f"interrupted; re-queued as trial {requeue(trial)}")
+            self.interrupted = True
+            return float("nan")
+        if result is None:
+            gc.collect()
+            torch.cuda.empty_cache()
+            return self._fail(trial, f"CUDA out of memory on {cfg.device} (batch_size {cfg.batch_size}, "
+                                     f"latent_dim {cfg.model.latent_dim}); lower batch_size or the model size",
+                              cfg, history)
+        if result.resumed_from:
+            trial.set_user_attr("resumed_from_epoch", result.resumed_from)
+        final = result.final
+        history.save()
+        self.failed_streak.clear()
+        trial.set_user_attr("final", final)
+        self._constraint(trial, final["active_units"], threshold)
+        value = final["nll_iwae"] if self.spec.objective == "nll_iwae" else final["elbo"]
+        self._publish(trial, cfg, history.values, "complete", {"final": final, "value": value}, result)
+        return float(value)
+
+    def _fail(self, trial: optuna.Trial, reason: str, cfg: RunConfig, history: TrialHistory) -> float:
+        """Fail the trial (Optuna fails a NaN value) with its reason, without a traceback."""
+        history.save()
+        trial.set_user_attr("fail_reason", reason)
+        self.failed_streak.append((trial.number, reason))
+        log.warning("trial %d failed: %s", trial.number, reason)
+        self._publish(trial, cfg, history.values, "failed", {"fail_reason": reason})
+        return float("nan")
+
+    def _constraint(self, trial: optuna.Trial, active_units: int, threshold: float) -> None:
+        if self.spec.pruner.constraint:
+            record_collapse_constraint(trial, active_units, threshold)
+
+    def _publish(
+        self,
+        trial: optuna.Trial,
+        cfg: RunConfig,
+        history: dict[str, list[Any]],
+        outcome: Outcome,
+        detail: dict[str, Any],
+        result: Any = None,
+    ) -> None:
+        """Tell the ``trial_ended`` hooks (pictures and a note, when the CLI registered them)."""
+        if not self.hooks.trial_ended:
+            return
+        self.hooks.end_trial(TrialEnd(
+            trial=trial, store=self.store, config=cfg, history=history, outcome=outcome,
+            detail=detail, model=result.model if result is not None else None,
+            data=self.data_for(cfg) if result is not None else None,
+        ))
+
+
+def _data_key(cfg: DataConfig) -> str:
+    """Trials whose data configs give the same key share one loaded dataset."""
+    return repr(dataclasses.asdict(cfg))
+
+
+def requeue(trial: optuna.Trial) -> int:
+    """Enqueue a copy of an interrupted trial (same params, its checkpoint); return its number."""
+    attrs = dict(trial.user_attrs)
+    attrs["requeued_from"] = trial.number
+    study = trial.study
+    study.enqueue_trial(trial.params, user_attrs=attrs)
+    number = max(
+        t.number
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    )
+    log.warning(
+        "trial %d interrupted; re-queued as trial %d with its checkpoint", trial.number, number
+    )
+    return number

@@ -1,0 +1,57 @@
+"""What every trial of a study needs, checked once before the study is touched.
+
+A worker that cannot train (``device: cuda`` on a machine without CUDA, a dataset that is
+missing and cannot be downloaded) would otherwise join the study, fail its first trial with
+Optuna's traceback and leave a FAIL behind, once per worker and per restart. The preflight
+turns those into one line before anything is written; it also downloads a torchvision dataset
+once, before several workers race to download it into the same folder (:func:`fetch_data`:
+``run``, ``launch``, ``create-study``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from vae_search.config import RunConfig, merge
+from vae_search.data import DataSplits, load_data
+from vae_search.data.vision import SOURCES
+from vae_search.errors import ConfigError
+from vae_search.study.spec import StudySpec
+from vae_search.train.loop import device_problem
+
+log = logging.getLogger(__name__)
+
+
+def trial_base(spec: StudySpec, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """The spec's fixed run config with a worker's ``overrides`` (``device``, ``threads``)."""
+    base = spec.base_run()
+    if overrides:
+        base = RunConfig.from_dict(merge(base.to_dict(), overrides), source="worker options")
+    return base
+
+
+def check_device(spec: StudySpec, overrides: dict[str, Any] | None = None) -> None:
+    """Raise one ConfigError, naming where the device came from, when it is not here."""
+    device = trial_base(spec, overrides).device
+    problem = device_problem(device)
+    if problem is not None:
+        where = "--device" if overrides and "device" in overrides else f"{spec.source}: run.device"
+        raise ConfigError(f"{where} {device}: {problem}")
+
+
+def prepare_data(spec: StudySpec, overrides: dict[str, Any] | None = None) -> DataSplits:
+    """Load (and where allowed download) the spec's dataset; a DataError names the fix."""
+    cfg = trial_base(spec, overrides).data
+    log.info("checking the data of study %r (%s)", spec.study, cfg.name)
+    return load_data(cfg)
+
+
+def fetch_data(spec: StudySpec) -> None:
+    """Download (or check) the spec's torchvision dataset once, before workers start.
+
+    Generated and local data have nothing to fetch, and each worker reads them itself, so they
+    are not loaded here (the quickstart's shapes would cost the launcher seconds for nothing).
+    """
+    if spec.base_run().data.name in SOURCES:
+        prepare_data(spec)

@@ -1,0 +1,228 @@
+"""A search worker: join the study and run trials until its budget is reached.
+
+Each trial is one ``study.optimize(n_trials=1)`` call (heartbeats work with ``optimize``, not
+ask/tell), entered through the budget gate of :mod:`vae_search.workers.budget`.
+
+Stopping: the first SIGINT/SIGTERM lets the current trial finish, then the worker exits; the
+second stops at once: the running trial is recorded as failed and a copy (same parameters, its
+last checkpoint) is enqueued, so another worker, or the next run, resumes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages._heartbeat import is_heartbeat_enabled
+
+from vae_search.errors import TrainingError
+from vae_search.storage import create_or_load_study, open_storage, resolve_url
+from vae_search.storage.checkpoints import artifact_store, resolve_artifact_dir
+from vae_search.storage.locks import Lock, study_lock
+from vae_search.storage.resilient import resilient
+from vae_search.storage.stale import fail_stale_trials
+from vae_search.storage.timing import ENV_VAR as TIMING_ENV
+from vae_search.storage.timing import StorageTimer, instrument
+from vae_search.study.objectives import name_objective
+from vae_search.study.spec import StudySpec, build_pruner, build_sampler
+from vae_search.train.loop import ProgressFn
+from vae_search.workers import budget
+from vae_search.workers.hooks import WorkerHooks
+from vae_search.workers.objective import Objective
+from vae_search.workers.preflight import check_device, prepare_data, trial_base
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerOptions:
+    """How one worker process runs.
+
+    Attributes:
+        storage: storage URL (None: ``VAE_SEARCH_STORAGE`` or the SQLite default).
+        artifact_dir: artifact store directory (None: ``VAE_SEARCH_ARTIFACTS`` or ./artifacts).
+        n_trials: the most trials this worker runs (None: until the study's budget is met).
+        timeout: seconds after which this worker starts no new trial (None: the spec's).
+        device: run-config ``device`` for every trial (None: the spec's).
+        threads: CPU threads per trial (None: the spec's).
+        index: this worker's number: the sampler seed is the spec's seed + index (None: + the
+            process id, so workers started by hand do not propose the same parameters).
+        poll_seconds: wait between budget checks while other workers' trials finish.
+        max_consecutive_failures: stop with an error after this many failed trials in a row
+            (a spec whose every trial fails would otherwise never reach its budget).
+        figures_every: refresh the study's dashboard figures after a trial when this many
+            seconds have passed since any worker last did and a trial has finished since
+            (and once when this worker stops).
+    """
+
+    storage: str | None = None
+    artifact_dir: str | None = None
+    n_trials: int | None = None
+    timeout: float | None = None
+    device: str | None = None
+    threads: int | None = None
+    index: int | None = None
+    poll_seconds: float = 2.0
+    max_consecutive_failures: int = 5
+    figures_every: float = 30.0
+
+
+@dataclass
+class WorkerResult:
+    trials: list[int] = field(default_factory=list)
+    stopped_by_signal: bool = False
+
+
+class GracefulStop:
+    """First SIGINT/SIGTERM: stop after the current trial. Second: KeyboardInterrupt now."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> GracefulStop:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning(
+            "%s: finishing the current trial, then stopping (send it again to stop now)",
+            signal.Signals(signum).name,
+        )
+
+
+def open_study(
+    spec: StudySpec, storage_url: str | None, worker_index: int | None = 0, timers: list[StorageTimer] | None = None
+) -> tuple[optuna.Study, str]:
+    """Open the spec's study (creating it if missing) with heartbeats on; return it and its URL.
+
+    With ``timers`` (a list), the storage's calls are timed and the timer appended to it.
+    """
+    url = resolve_url(storage_url)
+    st = spec.storage
+    storage = resilient(open_storage(
+        url,
+        heartbeat_interval=st.heartbeat_interval,
+        grace_period=st.grace_period,
+        max_retry=st.max_retry,
+    ))
+    if timers is not None:
+        timers.append(instrument(storage))
+    study = create_or_load_study(
+        storage, spec.study, build_sampler(spec, worker=worker_index), build_pruner(spec)
+    )
+    name_objective(study, spec.objective)  # the dashboard's own charts: not "Objective 0"
+    return study, url
+
+
+def run_worker(
+    spec: StudySpec,
+    opts: WorkerOptions,
+    stop: GracefulStop | None = None,
+    progress: ProgressFn | None = None,
+    hooks: WorkerHooks | None = None,
+) -> WorkerResult:
+    """Run trials of ``spec``'s study until its budget, ``opts.n_trials`` or ``opts.timeout``.
+
+    ``hooks`` are told as each trial ends and when the study changed (the CLI registers the
+    dashboard's publishers there; without them no pictures or study figures are made).
+    """
+    hooks = hooks or WorkerHooks()
+    overrides = {
+        k: v for k, v in (("device", opts.device), ("threads", opts.threads)) if v is not None
+    }
+    check_device(spec, overrides)  # before the study is touched: one line, no FAIL left behind
+    data = prepare_data(spec, overrides)
+    timing_dir = os.environ.get(TIMING_ENV)
+    timers: list[StorageTimer] = []
+    study, url = open_study(spec, opts.storage, opts.index, timers if timing_dir else None)
+    objective = Objective(spec, artifact_store(resolve_artifact_dir(opts.artifact_dir)), overrides,
+                          progress=progress, hooks=hooks)
+    objective.preload(trial_base(spec, overrides).data, data)
+    result = WorkerResult()
+    try:
+        return _run(study, url, spec, opts, objective, stop, result, hooks)
+    finally:
+        if timers:
+            timers[0].dump(Path(timing_dir), len(result.trials))
+
+
+def _run(study: optuna.Study, url: str, spec: StudySpec, opts: WorkerOptions, objective: Objective,
+         stop: GracefulStop | None, result: WorkerResult, hooks: WorkerHooks) -> WorkerResult:
+    lock = study_lock(url, spec.study)
+
+    def on_trial_start(trial: optuna.Trial) -> None:
+        lock.release()
+        result.trials.append(trial.number)
+
+    objective.on_trial_start = on_trial_start
+    timeout = opts.timeout if opts.timeout is not None else spec.timeout
+    deadline = time.monotonic() + timeout if timeout else None
+    last_refresh = float("-inf")
+    log.info("worker %s (pid %d) joined study %r", opts.index, os.getpid(), spec.study)
+    while True:
+        if stop is not None and stop.requested:
+            result.stopped_by_signal = True
+            break
+        if opts.n_trials is not None and len(result.trials) >= opts.n_trials:
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            log.info("worker %s: timeout reached", opts.index)
+            break
+        lock.acquire()
+        try:
+            fail_stale_trials(study)
+            left, running = budget.remaining(study, spec.n_trials)
+            if left is not None and left <= 0:
+                lock.release()
+                if running == 0 or not is_heartbeat_enabled(study._storage):
+                    break  # without heartbeats (gRPC proxy) a dead worker's trial never ends
+                time.sleep(opts.poll_seconds)  # running trials may still fail and come back
+                continue
+            study.optimize(objective, n_trials=1, gc_after_trial=False)
+        finally:
+            lock.release()
+        if time.monotonic() - last_refresh >= opts.figures_every:
+            _study_changed(hooks, study, lock, opts.figures_every)
+            last_refresh = time.monotonic()
+        if objective.interrupted:
+            raise KeyboardInterrupt
+        _check_failures(objective, opts.max_consecutive_failures)
+    if result.trials:
+        _study_changed(hooks, study, lock, 0.0)  # the study's figures include this worker's last trial
+    log.info("worker %s: ran %d trial(s)", opts.index, len(result.trials))
+    return result
+
+
+def _study_changed(hooks: WorkerHooks, study: optuna.Study, lock: Lock, every: float) -> None:
+    if not hooks.study_changed:
+        return
+    lock.acquire()  # one worker at a time, e.g. rewriting the study's figures (saved in chunks)
+    try:
+        hooks.change_study(study, every)
+    finally:
+        lock.release()
+
+
+def _check_failures(objective: Objective, limit: int) -> None:
+    """Raise when this worker's last ``limit`` trials all failed."""
+    streak = objective.failed_streak
+    if len(streak) >= limit:
+        number, reason = streak[-1]
+        raise TrainingError(
+            f"{limit} trials in a row failed (last, trial {number}: {reason}); fix the spec's run settings"
+        )
