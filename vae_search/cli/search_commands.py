@@ -201,6 +201,10 @@ def _format_summary(d: dict) -> str:
         f"performance {d['pruned']['performance']})   failed {st['FAIL']}   running {st['RUNNING']}   "
         f"waiting {st['WAITING']}",
     ]
+    p = d["pruned"]
+    if p["collapse"]:
+        lines.append(f"  collapse pruning stopped {p['collapse']} trial(s) early: {p['collapse_epochs_saved']} of "
+                     f"their {p['collapse_epochs_planned']} epochs were not trained")
     b = d["best"]
     if b is None:
         lines.append("  best: no completed trial yet")
