@@ -88,7 +88,7 @@ def test_bad_data_is_one_line_before_any_study_exists(tmp_path, case, command):
 
 @pytest.mark.slow
 def test_a_storage_error_through_run_is_one_line(tmp_path):
-    spec = write_spec(tmp_path / "s.yaml", "x", n_trials=1)
+    spec = write_spec(tmp_path / "s.yaml", "x", n_trials=1, epochs=4)  # a spec with nothing to warn about
     res = _cli("run", spec, "--storage", "postgresql://bob:hunter2@127.0.0.1:1/db", cwd=tmp_path)
     out = (res.stdout + res.stderr).strip()
     # the error alone: no "opening study storage" INFO line before it, no password
