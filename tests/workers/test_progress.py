@@ -33,7 +33,9 @@ def make_study() -> optuna.Study:
 def test_summary_splits_pruned_and_skips_collapsed_best():
     d = summarize(make_study()).to_dict()
     assert d["states"]["COMPLETE"] == 2 and d["states"]["PRUNED"] == 1 and d["states"]["RUNNING"] == 1
-    assert d["pruned"] == {"collapse": 1, "performance": 0}
+    assert d["pruned"] == {"collapse": 1, "performance": 0,
+                           # the collapsed trial trained 2 of its 5 epochs (its active units)
+                           "collapse_epochs_saved": 5 - 2, "collapse_epochs_planned": 5}
     # trial 1 has the lower value but no active unit left: the best is trial 0
     assert d["best"]["number"] == 0 and d["best"]["active_units"] == 4
     assert d["running"] == [{"number": 3, "epoch": 3, "epochs": 5, "params": {"schedule.beta": 2.0}}]

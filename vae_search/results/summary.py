@@ -83,7 +83,7 @@ def summarize(study: optuna.Study) -> StudySummary:
     by_collapse = [t for t in pruned if t.user_attrs.get("prune_reason") == "collapse"]
     collapse = len(by_collapse)
     planned = [trial_epochs(t) or 0 for t in by_collapse]
-    saved = sum(max(0, e - (t.user_attrs.get("pruned_epoch") or e)) for t, e in zip(by_collapse, planned))
+    saved = sum(max(0, e - epochs_trained(t)) for t, e in zip(by_collapse, planned) if e)
     best_list = best_trials(study)
     running = [
         {
@@ -105,6 +105,16 @@ def summarize(study: optuna.Study) -> StudySummary:
         collapse_epochs_saved=saved,
         collapse_epochs_planned=sum(planned),
     )
+
+
+def epochs_trained(t: FrozenTrial) -> int:
+    """The epochs a (pruned) trial trained: its ``pruned_epoch``, else its last reported step,
+    else the length of its active-unit history."""
+    if t.user_attrs.get("pruned_epoch"):
+        return int(t.user_attrs["pruned_epoch"])
+    if t.intermediate_values:
+        return max(t.intermediate_values)
+    return len(t.user_attrs.get("active_units") or [])
 
 
 def trial_epochs(t: FrozenTrial) -> int | None:

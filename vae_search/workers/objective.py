@@ -191,8 +191,9 @@ class Objective:
                     "prune_reason": reason, "pruned_epoch": m.epoch,
                     "pruned_active_units": m.active_units,
                 })
-                raise optuna.TrialPruned(pruned_message(reason, m.epoch, m.active_units,
-                                                        cfg.model.latent_dim, threshold))
+                message = pruned_message(reason, m.epoch, m.active_units, cfg.model.latent_dim, threshold)
+                log.info("pruned (%s)", message)  # Optuna's own line shows only with -v
+                raise optuna.TrialPruned(message)
 
         try:
             result = train(
@@ -235,6 +236,8 @@ class Objective:
         self._constraint(trial, final["active_units"], threshold)
         value = final["nll_iwae"] if self.spec.objective == "nll_iwae" else final["elbo"]
         self._publish(trial, cfg, history.values, "complete", {"final": final, "value": value}, result)
+        log.info("complete: %s %.3f, %s/%d active units", self.spec.objective, value,
+                 final.get("active_units"), cfg.model.latent_dim)
         return float(value)
 
     def _fail(self, trial: optuna.Trial, reason: str, cfg: RunConfig, history: TrialHistory) -> float:
