@@ -52,3 +52,13 @@ def test_progress_line_counts_and_running_epochs():
     assert "trials 3/6 (pruned 1)" in line
     assert "best 30.000" in line  # trial 1 (20.0) collapsed
     assert "#3 ep 3/5" in line
+
+
+def test_a_running_trial_without_its_config_yet_shows_the_specs_epochs():
+    study = optuna.create_study()
+    dist = {"schedule.beta": FloatDistribution(0.1, 10)}
+    # just started: no user attribute written, one epoch reported
+    study.add_trial(create_trial(state=TrialState.RUNNING, params={"schedule.beta": 2.0}, distributions=dist,
+                                 intermediate_values={1: 90.0}))
+    assert "#0 ep 1/8" in StudyProgress(study, n_trials=4, stream=io.StringIO(), epochs=8).line()
+    assert "#0 ep 1/?" in StudyProgress(study, n_trials=4, stream=io.StringIO()).line()

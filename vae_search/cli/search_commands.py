@@ -101,7 +101,7 @@ def worker_cmd(spec: Path, storage: str | None, artifact_dir: str | None, study_
         except KeyboardInterrupt:
             click.secho("worker stopped; its trial was re-queued", fg="yellow", err=True)
             sys.exit(130)
-    log.debug("finished: trials %s", result.trials)
+    log.info("finished: trials %s", result.trials)
 
 
 @click.command("launch")
