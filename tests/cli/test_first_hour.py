@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from tests.workers.test_worker import write_spec
@@ -147,6 +146,9 @@ def test_launch_with_study_name_logs_who_is_talking_and_ends_with_the_summary(tm
     # Optuna's lines come through our format (no "[I 2026-..." lines), none says it twice
     assert not re.search(r"^\[[IWE] \d{4}-", res.stderr, re.M), res.stderr
     assert res.stderr.count("Using an existing study") == 0
+    # the spec's warning (epochs 3: warm-up 1 + patience 2 prunes at the last epoch) is said
+    # once, by the launcher, not again by each worker or by the closing summary
+    assert res.stderr.count("pruner.collapse: warmup_epochs 1 + patience 2 >= run.epochs 3") == 1, res.stderr
     # launch ends as run does
     assert "study named" in res.stdout and "open the dashboard" in res.stdout
 

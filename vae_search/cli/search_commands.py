@@ -119,12 +119,13 @@ def launch_cmd(ctx: click.Context, spec: Path, workers: int, gpus: str | None, p
                timeout: float | None) -> None:
     """Start local worker processes for SPEC, each on a GPU or a share of the CPU cores, and
     print the study's summary when they end."""
-    codes = _launch(ctx, spec, workers, gpus, per_gpu, storage, artifact_dir, timeout, study_name)
-    _closing_summary(_load_spec(spec, study_name), storage, artifact_dir, codes)
+    s, codes = _launch(ctx, spec, workers, gpus, per_gpu, storage, artifact_dir, timeout, study_name)
+    _closing_summary(s, storage, artifact_dir, codes)
 
 
 def _launch(ctx: click.Context, spec: Path, workers: int, gpus: str | None, per_gpu: int, storage: str | None,
-            artifact_dir: str | None, timeout: float | None, study_name: str | None = None) -> list[int]:
+            artifact_dir: str | None, timeout: float | None, study_name: str | None = None):
+    """Check the data, create the study, run the workers; return the spec and their exit codes."""
     from vae_search.storage import resolve_url
     from vae_search.workers import budget
     from vae_search.workers.launch import launch, plan
@@ -140,14 +141,14 @@ def _launch(ctx: click.Context, spec: Path, workers: int, gpus: str | None, per_
     left, running = budget.remaining(study, s.n_trials)
     if left is not None and left <= 0 and running == 0:
         log.warning("%s", budget_met_message(s.study, s.n_trials))  # not once per worker
-        return []
+        return s, []
     progress = StudyProgress(study, s.n_trials, epochs=s.base_run().epochs)
     verbose = ctx.find_root().params.get("verbose", 0)
     # on a terminal the progress line replaces the workers' per-epoch log lines
     verbose = verbose if not progress.tty else -1
     try:
-        return launch(spec, placements, storage=url, artifact_dir=artifact_dir,
-                      timeout=timeout, verbose=verbose, monitor=progress.update, study_name=study_name)
+        return s, launch(spec, placements, storage=url, artifact_dir=artifact_dir, timeout=timeout,
+                         verbose=verbose, monitor=progress.update, study_name=study_name)
     finally:
         progress.update()
         progress.close()
@@ -166,8 +167,8 @@ def run_cmd(ctx: click.Context, spec: Path, workers: int, gpus: str | None, per_
             storage: str | None, artifact_dir: str | None, study_name: str | None) -> None:
     """The whole search in one command: create the study of SPEC, run local workers to its
     budget, print a summary and the command that opens the dashboard."""
-    codes = _launch(ctx, spec, workers, gpus, per_gpu, storage, artifact_dir, None, study_name)
-    _closing_summary(_load_spec(spec, study_name), storage, artifact_dir, codes)
+    s, codes = _launch(ctx, spec, workers, gpus, per_gpu, storage, artifact_dir, None, study_name)
+    _closing_summary(s, storage, artifact_dir, codes)
 
 
 def _closing_summary(s, storage: str | None, artifact_dir: str | None, codes: list[int]) -> None:
