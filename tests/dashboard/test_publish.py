@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import time
 
 import optuna
@@ -113,6 +115,11 @@ def test_publish_trial_is_cheap(tmp_path):
         "kl_per_dim": torch.rand(epochs, 16).tolist(),
         "active_units": [16] * epochs,
     }
+    # a worker imports matplotlib once, at its first picture (about half a second; see
+    # benchmarks/bench_pictures.py): what every trial pays is the drawing
+    import matplotlib.backends.backend_agg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
+
     start = time.perf_counter()
     publish_trial(
         trial,
@@ -129,6 +136,13 @@ def test_publish_trial_is_cheap(tmp_path):
     # for a loaded CI machine)
     assert len(_pngs(study, study._storage.get_trial(trial._trial_id))) == 5
     assert elapsed < 2.0, elapsed
+
+
+def test_a_worker_that_never_draws_does_not_import_matplotlib():
+    code = "import sys, vae_search.search.worker, vae_search.dashboard.publish; print(sorted(m for m in sys.modules if m.startswith('matplotlib')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # the pictures import matplotlib when they draw, not when the worker starts
+    assert out.stdout.strip() == "[]"
 
 
 def test_the_artifact_listing_skips_entries_deleted_in_the_dashboard(tmp_path):
