@@ -1,6 +1,6 @@
 """What the trial pictures cost a worker: start-up imports and seconds per trial.
 
-1. ``import``: wall time of a fresh ``python -c 'import MODULE'`` (median over ``--repeats``)
+1. ``import``: wall and CPU time of a fresh ``python -c 'import MODULE'`` (median of ``--repeats``)
    for what a worker imports at start-up (``vae_search.search.worker``), the module that draws
    a trial's pictures (``vae_search.dashboard.publish``) and, for scale, an empty interpreter
    and matplotlib's figure + Agg canvas. Each row says whether the import pulled matplotlib in.
@@ -25,6 +25,7 @@ import io
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -42,17 +43,29 @@ EPOCHS = 8
 
 
 def import_seconds(code: str, repeats: int) -> dict:
-    """Median wall time of a fresh interpreter running ``code``, and whether it loaded matplotlib."""
+    """Median wall and CPU time of a fresh interpreter running ``code``, and whether it loaded
+    matplotlib."""
     probe = code + "; import sys; print('matplotlib' in sys.modules)"
-    times, loaded = [], ""
+    times, cpu, loaded = [], [], ""
     for _ in range(repeats + 1):  # the first run warms the OS file cache
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _children_cpu()
         out = subprocess.run(
             [sys.executable, "-c", probe], capture_output=True, text=True, check=True
         )
         times.append(time.perf_counter() - t0)
+        cpu.append(_children_cpu() - c0)
         loaded = out.stdout.strip()
-    return {"seconds": statistics.median(times[1:]), "matplotlib_loaded": loaded == "True"}
+    return {
+        "seconds": statistics.median(times[1:]),
+        "cpu_seconds": statistics.median(cpu[1:]),
+        "matplotlib_loaded": loaded == "True",
+    }
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of the finished child processes."""
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
 
 
 def _setup():
