@@ -93,8 +93,9 @@ def figure(width: float, height: float, **kwargs: Any) -> Figure:
 
 
 def render(fig: Figure) -> Image.Image:
-    """The figure drawn as an RGB image."""
-    fig.canvas.draw()
+    """The figure drawn as an RGB image (with :data:`STYLE`: ticks are made as they are drawn)."""
+    with style():
+        fig.canvas.draw()
     w, h = fig.canvas.get_width_height()
     rgba = Image.frombuffer("RGBA", (w, h), fig.canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
     return rgba.convert("RGB")
@@ -145,7 +146,7 @@ def panel_box(fig: Figure, x: float, y: float, size: tuple[float, float]) -> lis
     return box(fig, x + left, y + top, size[0] - left - right, size[1] - top - bottom)
 
 
-PANEL_MARGINS = (58, 14, 50, 38)  # px: left, right, top, bottom
+PANEL_MARGINS = (58, 14, 50, 46)  # px: left, right, top, bottom
 
 
 def caption(fig: Figure, title: str, subtitle: str = "", pad: float = 10) -> None:
