@@ -16,6 +16,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
+from vae_search import records
 from vae_search.config import RunConfig
 from vae_search.errors import VaeSearchError
 from vae_search.results.summary import best_trials
@@ -37,7 +38,10 @@ def versions() -> dict[str, Any]:
 
 
 def trial_config(study: optuna.Study, t: FrozenTrial, rank: int, storage: str) -> RunConfig:
-    cfg = RunConfig.from_dict(t.user_attrs["config"], source=f"trial {t.number}")
+    stored = records.trial_config(t)
+    if stored is None:
+        raise VaeSearchError(f"trial {t.number} has no stored config; export another trial with --top")
+    cfg = RunConfig.from_dict(stored, source=f"trial {t.number}")
     cfg.provenance = {
         "study": study.study_name,
         "storage": storage,
@@ -46,7 +50,7 @@ def trial_config(study: optuna.Study, t: FrozenTrial, rank: int, storage: str) -
         "value": t.value,
         "params": t.params,
         "collapsed": is_collapsed(t),
-        "final": t.user_attrs.get("final"),
+        "final": records.record(t, records.FINAL),
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": versions(),
     }

@@ -12,13 +12,15 @@ import warnings
 import optuna
 from optuna.trial import TrialState
 
+from vae_search import records
+
 OBJECTIVE_LABELS = {"nll_iwae": "validation IWAE NLL bound, nats", "elbo": "validation −ELBO, nats"}
 
 
 def objective_label(study: optuna.Study) -> str:
     """Name of the objective, guessed from the best trial's ``final`` figures."""
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        final = t.user_attrs.get("final") or {}
+        final = records.trial_final(t)
         for key, label in OBJECTIVE_LABELS.items():
             if (
                 t.value is not None
