@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from vae_search.cli import main
 from vae_search.dashboard.publish import PICTURES
 from vae_search.dashboard.report import paste_url, render_report
+from vae_search import records
 
 REMOTE = re.compile(
     r"""<(script|img|link|iframe)\b[^>]*\b(src|href)\s*=\s*["']?(https?:)?//""", re.I
@@ -97,7 +98,7 @@ def test_an_unknown_study_is_one_error_line(finished_study, tmp_path):
 def test_the_trial_table_gives_the_beta_reached_and_its_target(report, finished_study):
     study = finished_study.load()
     for t in study.trials:
-        reached = t.user_attrs["history"]["beta"][-1]
+        reached = records.record(t, "history")["beta"][-1]
         # each row: the β the trial trained with last, then the target it was heading for
         assert f"<td>{reached:.4g} (target {t.params['schedule.beta']:.4g})</td>" in report
 
