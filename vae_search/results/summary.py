@@ -12,11 +12,17 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from vae_search.results.pareto import finished_with_values, pareto_front
 from vae_search.study.collapse import is_collapsed
+from vae_search.study.objectives import is_multi_objective, primary_value
 
 
 def completed(study: optuna.Study) -> list[FrozenTrial]:
-    """COMPLETE trials with a finite value, best first."""
+    """COMPLETE trials with a finite value, best first (by the first objective in a
+    multi-objective study)."""
+    if is_multi_objective(study):
+        sign = 1.0 if study.directions[0] == optuna.study.StudyDirection.MINIMIZE else -1.0
+        return sorted(finished_with_values(study), key=lambda t: (sign * t.values[0], t.number))
     done = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -28,7 +34,12 @@ def completed(study: optuna.Study) -> list[FrozenTrial]:
 def best_trials(study: optuna.Study, include_collapsed: bool = False) -> list[FrozenTrial]:
     """The study's best trials, best first, as ``status``, ``report`` and ``export`` rank them:
     completed trials that kept their active units (as Optuna's ``best_trial`` skips infeasible
-    ones), or all completed ones when every one collapsed or ``include_collapsed``."""
+    ones), or all completed ones when every one collapsed or ``include_collapsed``.
+
+    In a multi-objective study: the Pareto front (:func:`vae_search.results.pareto.pareto_front`),
+    by the first objective."""
+    if is_multi_objective(study):
+        return pareto_front(study, include_collapsed)
     trials = completed(study)
     if include_collapsed:
         return trials
@@ -43,15 +54,21 @@ class StudySummary:
     pruned_performance: int
     best: dict[str, Any] | None
     running: list[dict[str, Any]]
+    objectives: list[str] | None = None
+    pareto: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "study": self.name,
             "states": self.states,
             "pruned": {"collapse": self.pruned_collapse, "performance": self.pruned_performance},
             "best": self.best,
             "running": self.running,
         }
+        if self.pareto is not None:  # multi-objective: the front, by the first objective
+            out["objectives"] = self.objectives
+            out["pareto"] = self.pareto
+        return out
 
 
 def trial_info(t: FrozenTrial) -> dict[str, Any]:
@@ -59,7 +76,8 @@ def trial_info(t: FrozenTrial) -> dict[str, Any]:
     au = t.user_attrs.get("active_units") or []
     return {
         "number": t.number,
-        "value": t.value,
+        "value": primary_value(t),
+        "values": list(t.values) if t.values else None,
         "params": t.params,
         "active_units": final.get("active_units", au[-1] if au else None),
         "latent_dim": t.user_attrs.get("latent_dim"),
@@ -75,10 +93,12 @@ def summarize(study: optuna.Study) -> StudySummary:
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     collapse = sum(t.user_attrs.get("prune_reason") == "collapse" for t in pruned)
     best_list = best_trials(study)
+    multi = is_multi_objective(study)
     running = [
         {
             "number": t.number,
-            "epoch": len(t.intermediate_values),  # reported every epoch; the attrs lag
+            # reported every epoch (the attrs lag); multi-objective trials report nothing
+            "epoch": len(t.intermediate_values) or len(t.user_attrs.get("active_units") or []),
             "epochs": (t.user_attrs.get("config") or {}).get("epochs"),
             "params": t.params,
         }
@@ -92,4 +112,7 @@ def summarize(study: optuna.Study) -> StudySummary:
         pruned_performance=len(pruned) - collapse,
         best=trial_info(best_list[0]) if best_list else None,
         running=running,
+        objectives=list(study.metric_names or []) or [d.name.lower() for d in study.directions]
+        if multi else None,
+        pareto=[trial_info(t) for t in best_list] if multi else None,
     )

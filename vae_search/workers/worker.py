@@ -123,7 +123,8 @@ def open_study(
     if timers is not None:
         timers.append(instrument(storage))
     study = create_or_load_study(
-        storage, spec.study, build_sampler(spec, worker=worker_index), build_pruner(spec)
+        storage, spec.study, build_sampler(spec, worker=worker_index), build_pruner(spec),
+        directions=spec.directions,
     )
     name_objective(study, spec.objective)  # the dashboard's own charts: not "Objective 0"
     return study, url
