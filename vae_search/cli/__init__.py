@@ -42,9 +42,15 @@ def main(verbose: int, quiet: bool) -> None:
 
 
 def _register() -> None:
-    from vae_search.cli import dashboard_commands, proxy_commands, search_commands, train_commands
+    from vae_search.cli import (
+        dashboard_commands,
+        finalize_commands,
+        proxy_commands,
+        search_commands,
+        train_commands,
+    )
 
-    for module in (train_commands, search_commands, dashboard_commands, proxy_commands):
+    for module in (train_commands, search_commands, finalize_commands, dashboard_commands, proxy_commands):
         for cmd in module.COMMANDS:
             main.add_command(cmd)
 

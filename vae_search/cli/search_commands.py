@@ -225,17 +225,21 @@ def status_cmd(study: str | None, storage: str | None, as_json: bool) -> None:
                    "as in status, unless every trial collapsed).")
 @click.option("--pareto", is_flag=True,
               help="Write every trial of the Pareto front (a multi-objective study) into the directory -o.")
+@click.option("--finalists", is_flag=True,
+              help="Write the finalists' winner (vae-search finalize) with its interval in the provenance.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help="A YAML file (--top 1) or a directory (--top > 1, --pareto).")
+              help="A YAML file (--top 1, --finalists) or a directory (--top > 1, --pareto).")
 def export_cmd(study: str, storage: str | None, top: int, include_collapsed: bool, pareto: bool,
-               output: Path) -> None:
+               finalists: bool, output: Path) -> None:
     """Write the best trials of STUDY as run configs for `vae-search train`, with their metrics
     and provenance (the Pareto front's trials with --pareto)."""
-    from vae_search.results.export import export, export_pareto
+    from vae_search.results.export import export, export_finalists, export_pareto
     from vae_search.storage import redact
 
     s, url = _load_study(study, storage)
-    if pareto:
+    if finalists:
+        paths = [export_finalists(s, output, storage=redact(url))]
+    elif pareto:
         paths = export_pareto(s, output, include_collapsed=include_collapsed, storage=redact(url))
     else:
         paths = export(s, output, top=top, include_collapsed=include_collapsed, storage=redact(url))

@@ -45,3 +45,38 @@ def pareto_html(study: optuna.Study) -> str:
         "study.best_trials), collapsed trials left out unless every trial collapsed.</p>"
         f"<table><tr><th>trial</th>{head}<th>active units</th></tr>{rows}</table>"
     )
+
+
+def _num(v: Any, digits: int = 2) -> str:
+    return f"{v:.{digits}f}" if isinstance(v, (int, float)) else "–"
+
+
+def finalists_html(study: optuna.Study) -> str:
+    """The finalists' table (``vae-search finalize``) when STUDY.final exists; else empty."""
+    from vae_search.results.finalists import load_final_study, summarize_finalists
+
+    final = load_final_study(study)
+    if final is None:
+        return ""
+    table = summarize_finalists(final)
+    if not table["rows"]:
+        return "<h2>Finalists</h2><p>No finalist run has completed yet.</p>"
+    rows = "".join(
+        f"<tr><td>{r['rank']}</td><td>{r['trial']}</td><td>{r['search_rank']}</td><td>{r['n']}</td>"
+        f"<td>{_num(r['mean'], 3)}</td><td>{_num(r['sd'], 3)}</td>"
+        f"<td>{'[' + _num(r['low']) + ', ' + _num(r['high']) + ']' if r['low'] is not None else '–'}</td>"
+        f"<td>{_num(r['active_units'], 1)}</td><td>{_num(r['kl'])}</td>"
+        + (f"<td>{_num(r['perplexity'], 1)}</td>" if any(x['perplexity'] is not None for x in table['rows']) else "")
+        + "</tr>"
+        for r in table["rows"]
+    )
+    ppl = "<th>perplexity</th>" if any(x["perplexity"] is not None for x in table["rows"]) else ""
+    verdict = table.get("verdict") or {}
+    return (
+        f"<h2>Finalists</h2><p class='muted'>{_e(table['split'])} NLL bound, IWAE k = {_e(table['k'])}, "
+        f"nats, over seeds; {_e(table['interval'])}. Ranked by the mean.</p>"
+        "<table class='finalists'><tr><th>rank</th><th>trial</th><th>search rank</th><th>seeds</th>"
+        "<th>mean NLL</th><th>sd</th><th>95% interval</th><th>active units</th><th>KL</th>"
+        f"{ppl}</tr>{rows}</table>"
+        + (f"<p class='{'warn' if verdict.get('differs') else 'muted'}'>{_e(verdict.get('text', ''))}</p>")
+    )

@@ -123,3 +123,38 @@ def export_pareto(
     except OSError as e:
         raise VaeSearchError(f"-o {out}: cannot write {e.filename or out} ({e.strerror})") from e
     return paths
+
+
+def export_finalists(study: optuna.Study, out: Path, *, storage: str = "") -> Path:
+    """Write the finalists' winner (lowest mean final NLL over seeds) as a run config, with its
+    mean, sd, interval, seeds and the verdict on the search's ranking in ``provenance.finalists``.
+
+    Raises:
+        VaeSearchError: ``STUDY.final`` is missing or has no completed run, or ``out`` cannot
+            be written.
+    """
+    from vae_search.results.finalists import load_final_study, summarize_finalists
+
+    final = load_final_study(study)
+    table = summarize_finalists(final) if final is not None else None
+    if not table or not table["rows"]:
+        raise VaeSearchError(
+            f"study {study.study_name!r} has no finalists yet; run vae-search finalize {study.study_name}"
+        )
+    winner = table["rows"][0]
+    t = study.trials[winner["trial"]]
+    cfg = trial_config(study, t, 1, storage)
+    cfg.provenance["finalists"] = {
+        "study": table["study"], "split": table["split"], "k": table["k"], "interval": table["interval"],
+        **{key: winner[key] for key in ("rank", "search_rank", "n", "mean", "sd", "low", "high",
+                                        "seeds", "values", "active_units", "kl", "perplexity")},
+        "verdict": (table.get("verdict") or {}).get("text"),
+    }
+    if out.is_dir():
+        raise VaeSearchError(f"-o {out}: is a directory; name a file (winner.yaml)")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(cfg.to_yaml())
+    except OSError as e:
+        raise VaeSearchError(f"-o {out}: cannot write {e.filename or out} ({e.strerror})") from e
+    return out

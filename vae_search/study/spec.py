@@ -70,6 +70,7 @@ from vae_search._typed import from_dict
 from vae_search.config import RunConfig, load_yaml, merge
 from vae_search.errors import ConfigError
 from vae_search.study import space as _space
+from vae_search.study.final import FinalizeSpec
 from vae_search.study.objectives import directions, objective_names, objective_problems
 from vae_search.study.pruning import (
     PerformanceSpec,
@@ -160,6 +161,7 @@ class StudySpec:
     storage: StorageSpec = field(default_factory=StorageSpec)
     run: dict[str, Any] = field(default_factory=dict)
     space: dict[str, Any] = field(default_factory=dict)
+    finalize: FinalizeSpec | None = None  # a finalists' study (vae_search.study.final)
     params: list[_space.Param] = field(default_factory=list, init=False)
     source: str = field(default="study spec", init=False)
     _base: RunConfig = field(default_factory=RunConfig, init=False, repr=False)
@@ -199,6 +201,9 @@ class StudySpec:
         base = merge(RunConfig().to_dict(), run_raw) if isinstance(run_raw, dict) else None
         run, found = from_dict(RunConfig, base, "run") if base is not None else (None, [])
         problems += found
+        if run is not None and run.eval.test and raw.get("finalize") is None:
+            problems.append("run.eval.test: a search never reads the test split; remove it and run "
+                            "vae-search finalize STUDY, which evaluates the finalists there")
         space_raw = raw.get("space")
         params: list[_space.Param] = []
         if space_raw is None or isinstance(space_raw, dict):

@@ -31,3 +31,8 @@ def remaining(study: optuna.Study, n_trials: int | None) -> tuple[int | None, in
     if n_trials is None:
         return None, running
     return n_trials - sum(c[s] for s in FINISHED) - running, running
+
+
+def waiting(study: optuna.Study) -> int:
+    """Trials enqueued and not started (a finalists' study runs only these)."""
+    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))

@@ -50,6 +50,7 @@ from vae_search.config import DataConfig, RunConfig, merge
 from vae_search.errors import VaeSearchError
 from vae_search.storage.checkpoints import TrialCheckpoint
 from vae_search.study.collapse import CollapsePruner, prune_reason, record_collapse_constraint
+from vae_search.study.final import FINALIST_CONFIG, final_value
 from vae_search.study.objectives import objective_values
 from vae_search.study.spec import StudySpec, sample_run
 from vae_search.train import EpochMetrics, train
@@ -147,7 +148,16 @@ class Objective:
         self._data = {_data_key(cfg): data}
 
     def run_config(self, trial: optuna.Trial) -> RunConfig:
-        cfg = sample_run(trial, self.spec)
+        if self.spec.finalize is not None:  # a finalist: the enqueued config, nothing sampled
+            raw = trial.user_attrs.get(FINALIST_CONFIG)
+            if not isinstance(raw, dict):
+                raise VaeSearchError(
+                    f"trial {trial.number} of finalists' study {trial.study.study_name!r} has no "
+                    f"{FINALIST_CONFIG}; run vae-search finalize to enqueue finalists"
+                )
+            cfg = RunConfig.from_dict(raw, source=f"finalist trial {trial.number}")
+        else:
+            cfg = sample_run(trial, self.spec)
         if self.overrides:
             cfg = RunConfig.from_dict(merge(cfg.to_dict(), self.overrides), source="worker options")
         return cfg
@@ -244,7 +254,10 @@ class Objective:
         self.failed_streak.clear()
         trial.set_user_attr("final", final)
         self._constraint(trial, final["active_units"], threshold)
-        values = objective_values(final, self.spec.objective)
+        if self.spec.finalize is not None:
+            values = [final_value(final, self.spec.finalize.split)]
+        else:
+            values = objective_values(final, self.spec.objective)
         value = values[0] if len(values) == 1 else None  # the note quotes one objective only
         self._publish(trial, cfg, history.values, "complete", {"final": final, "value": value}, result)
         return values[0] if len(values) == 1 else values

@@ -29,6 +29,7 @@ from vae_search.storage.resilient import resilient
 from vae_search.storage.stale import fail_stale_trials
 from vae_search.storage.timing import ENV_VAR as TIMING_ENV
 from vae_search.storage.timing import StorageTimer, instrument
+from vae_search.study.final import final_label
 from vae_search.study.objectives import name_objective
 from vae_search.study.spec import StudySpec, build_pruner, build_sampler
 from vae_search.train.loop import ProgressFn
@@ -126,7 +127,8 @@ def open_study(
         storage, spec.study, build_sampler(spec, worker=worker_index), build_pruner(spec),
         directions=spec.directions,
     )
-    name_objective(study, spec.objective)  # the dashboard's own charts: not "Objective 0"
+    # the dashboard's own charts: not "Objective 0"
+    name_objective(study, spec.objective if spec.finalize is None else [final_label(spec.finalize)])
     return study, url
 
 
@@ -188,6 +190,8 @@ def _run(study: optuna.Study, url: str, spec: StudySpec, opts: WorkerOptions, ob
         try:
             fail_stale_trials(study)
             left, running = budget.remaining(study, spec.n_trials)
+            if spec.finalize is not None and not budget.waiting(study):
+                left = 0  # a finalists' study only runs its enqueued trials (and their retries)
             if left is not None and left <= 0:
                 lock.release()
                 if running == 0 or not is_heartbeat_enabled(study._storage):
