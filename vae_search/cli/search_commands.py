@@ -185,6 +185,11 @@ def _format_summary(d: dict) -> str:
             lines.append(f"    {k:28s} {v:.4g}" if isinstance(v, float) else f"    {k:28s} {v}")
     for r in d["running"]:
         lines.append(f"  running: trial {r['number']} epoch {r['epoch']}/{r['epochs']}")
+    if d.get("references"):
+        from vae_search.study.references import reference_line
+
+        lines.append("  published figures:")
+        lines += [f"    {reference_line(r)}" for r in d["references"]]
     return "\n".join(lines)
 
 

@@ -25,7 +25,12 @@ from optuna.trial import FrozenTrial
 from vae_search.dashboard.artifacts import trial_artifacts
 from vae_search.dashboard.points import TrialPoint, trial_points
 from vae_search.dashboard.publish import PICTURES
-from vae_search.dashboard.results_html import finalists_html, pareto_html, rate_distortion_html
+from vae_search.dashboard.results_html import (
+    finalists_html,
+    pareto_html,
+    rate_distortion_html,
+    references_html,
+)
 from vae_search.dashboard.study_figures import active_vs_objective, collapse_map
 from vae_search.results.summary import best_trials, completed, summarize
 from vae_search.study.collapse import is_collapsed
@@ -232,8 +237,9 @@ def render_report(
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>vae-search report: {_e(study.study_name)}</title><style>{_CSS}</style></head>"
         f"<body><h1>Study {_e(study.study_name)}</h1><p class='muted'>storage {_e(storage_label)}"
-        f" · written {when}</p>{_summary_html(study)}{finalists_html(study)}{pareto_html(study)}<h2>Collapse map</h2>{plots}"
-        f"{rate_distortion_html(study)}"
+        f" · written {when}</p>{_summary_html(study)}{pareto_html(study)}<h2>Collapse map</h2>{plots}"
+        # after the first figure, which carries plotly.js
+        f"{rate_distortion_html(study)}{references_html(study)}{finalists_html(study)}"
         f"{_all_trials_html(study)}<h2>Best trials</h2><p class='muted'>{_e(rule)}</p>{trials}"
         "</body></html>"
     )

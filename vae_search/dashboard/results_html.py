@@ -16,6 +16,23 @@ def _e(v: Any) -> str:
     return html.escape(str(v))
 
 
+def _fig_html(fig: Any) -> str:
+    return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
+
+
+def references_html(study: optuna.Study) -> str:
+    """The published figures the spec names, beside the study's best, and the history chart."""
+    from vae_search.dashboard.reference_charts import history_figure
+    from vae_search.study.references import read_references, reference_line
+
+    refs = read_references(study)
+    if not refs:
+        return ""
+    items = "".join(f"<li>{_e(reference_line(r))}</li>" for r in refs)
+    return (f"<h2>Published figures</h2><ul class='references'>{items}</ul>"
+            + _fig_html(history_figure(study, refs)))
+
+
 def rate_distortion_html(study: optuna.Study) -> str:
     """The rate–distortion plane as an embedded plotly figure (no plotly.js: the page has it)."""
     points = rd_points(study)
@@ -72,6 +89,10 @@ def finalists_html(study: optuna.Study) -> str:
     )
     ppl = "<th>perplexity</th>" if any(x["perplexity"] is not None for x in table["rows"]) else ""
     verdict = table.get("verdict") or {}
+    from vae_search.dashboard.reference_charts import finalists_figure
+    from vae_search.study.references import read_references
+
+    chart = _fig_html(finalists_figure(table, read_references(study)))
     return (
         f"<h2>Finalists</h2><p class='muted'>{_e(table['split'])} NLL bound, IWAE k = {_e(table['k'])}, "
         f"nats, over seeds; {_e(table['interval'])}. Ranked by the mean.</p>"
@@ -79,4 +100,5 @@ def finalists_html(study: optuna.Study) -> str:
         "<th>mean NLL</th><th>sd</th><th>95% interval</th><th>active units</th><th>KL</th>"
         f"{ppl}</tr>{rows}</table>"
         + (f"<p class='{'warn' if verdict.get('differs') else 'muted'}'>{_e(verdict.get('text', ''))}</p>")
+        + chart
     )

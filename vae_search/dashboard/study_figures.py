@@ -299,6 +299,12 @@ def study_figures(study: optuna.Study) -> dict[str, go.Figure]:
     rd = rd_points(study)
     if rd:  # the rate–distortion plane (Alemi et al. 2018) once a trial has R and D
         figures[RATE_DISTORTION_ID] = rate_distortion_figure(rd)
+    from vae_search.dashboard.reference_charts import HISTORY_ID, history_figure
+    from vae_search.study.references import read_references
+
+    refs = read_references(study)
+    if refs:  # the objective by trial beside the published figures the spec names
+        figures[HISTORY_ID] = history_figure(study, refs)
     return figures
 
 

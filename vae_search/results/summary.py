@@ -15,6 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 from vae_search.results.pareto import finished_with_values, pareto_front
 from vae_search.study.collapse import is_collapsed
 from vae_search.study.objectives import is_multi_objective, primary_value
+from vae_search.study.references import read_references
 
 
 def completed(study: optuna.Study) -> list[FrozenTrial]:
@@ -56,6 +57,7 @@ class StudySummary:
     running: list[dict[str, Any]]
     objectives: list[str] | None = None
     pareto: list[dict[str, Any]] | None = None
+    references: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -65,6 +67,8 @@ class StudySummary:
             "best": self.best,
             "running": self.running,
         }
+        if self.references:  # published figures named by the spec
+            out["references"] = self.references
         if self.pareto is not None:  # multi-objective: the front, by the first objective
             out["objectives"] = self.objectives
             out["pareto"] = self.pareto
@@ -115,4 +119,5 @@ def summarize(study: optuna.Study) -> StudySummary:
         objectives=list(study.metric_names or []) or [d.name.lower() for d in study.directions]
         if multi else None,
         pareto=[trial_info(t) for t in best_list] if multi else None,
+        references=read_references(study),
     )

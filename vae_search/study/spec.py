@@ -71,6 +71,7 @@ from vae_search.config import RunConfig, load_yaml, merge
 from vae_search.errors import ConfigError
 from vae_search.study import space as _space
 from vae_search.study.final import FinalizeSpec
+from vae_search.study.references import ReferenceSpec
 from vae_search.study.objectives import directions, objective_names, objective_problems
 from vae_search.study.pruning import (
     PerformanceSpec,
@@ -162,6 +163,7 @@ class StudySpec:
     run: dict[str, Any] = field(default_factory=dict)
     space: dict[str, Any] = field(default_factory=dict)
     finalize: FinalizeSpec | None = None  # a finalists' study (vae_search.study.final)
+    references: list[ReferenceSpec] = field(default_factory=list)  # vae_search.study.references
     params: list[_space.Param] = field(default_factory=list, init=False)
     source: str = field(default="study spec", init=False)
     _base: RunConfig = field(default_factory=RunConfig, init=False, repr=False)
@@ -189,6 +191,13 @@ class StudySpec:
     @property
     def multi_objective(self) -> bool:
         return len(self.objectives) > 1
+
+    def our_conditions(self) -> dict[str, Any]:
+        """Split, k and epochs of the study's own figures (what ``references`` compare with)."""
+        run = self._base
+        if self.finalize is not None:
+            return {"split": self.finalize.split, "k": self.finalize.k, "epochs": run.epochs}
+        return {"split": "val", "k": run.eval.iwae_samples, "epochs": run.epochs}
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "study spec") -> StudySpec:

@@ -31,6 +31,7 @@ from vae_search.storage.timing import ENV_VAR as TIMING_ENV
 from vae_search.storage.timing import StorageTimer, instrument
 from vae_search.study.final import final_label
 from vae_search.study.objectives import name_objective
+from vae_search.study.references import store_references
 from vae_search.study.spec import StudySpec, build_pruner, build_sampler
 from vae_search.train.loop import ProgressFn
 from vae_search.workers import budget
@@ -129,6 +130,7 @@ def open_study(
     )
     # the dashboard's own charts: not "Objective 0"
     name_objective(study, spec.objective if spec.finalize is None else [final_label(spec.finalize)])
+    store_references(study, spec.references, spec.our_conditions())
     return study, url
 
 
