@@ -20,6 +20,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from vae_search.study.collapse import is_collapsed
+from vae_search.study.warm_start import is_warm_copy
 
 
 def finished_with_values(study: optuna.Study) -> list[FrozenTrial]:
@@ -27,6 +28,7 @@ def finished_with_values(study: optuna.Study) -> list[FrozenTrial]:
     return [
         t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if t.values and all(v is not None and math.isfinite(v) for v in t.values)
+        and not is_warm_copy(t)  # another study's result, given to the sampler only
     ]
 
 

@@ -16,6 +16,7 @@ from vae_search.results.pareto import finished_with_values, pareto_front
 from vae_search.study.collapse import is_collapsed
 from vae_search.study.objectives import is_multi_objective, primary_value
 from vae_search.study.references import read_references
+from vae_search.study.warm_start import is_warm_copy
 
 
 def completed(study: optuna.Study) -> list[FrozenTrial]:
@@ -28,6 +29,7 @@ def completed(study: optuna.Study) -> list[FrozenTrial]:
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if t.value is not None and math.isfinite(t.value)
+        and not is_warm_copy(t)  # another study's result, given to the sampler only
     ]
     return sorted(done, key=lambda t: (t.value, t.number))
 

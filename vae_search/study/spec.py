@@ -72,6 +72,7 @@ from vae_search.errors import ConfigError
 from vae_search.study import space as _space
 from vae_search.study.final import FinalizeSpec
 from vae_search.study.references import ReferenceSpec
+from vae_search.study.warm_start import WarmStartSpec
 from vae_search.study.objectives import directions, objective_names, objective_problems
 from vae_search.study.pruning import (
     PerformanceSpec,
@@ -164,6 +165,7 @@ class StudySpec:
     space: dict[str, Any] = field(default_factory=dict)
     finalize: FinalizeSpec | None = None  # a finalists' study (vae_search.study.final)
     references: list[ReferenceSpec] = field(default_factory=list)  # vae_search.study.references
+    warm_start: WarmStartSpec | None = None  # vae_search.study.warm_start
     params: list[_space.Param] = field(default_factory=list, init=False)
     source: str = field(default="study spec", init=False)
     _base: RunConfig = field(default_factory=RunConfig, init=False, repr=False)
@@ -191,6 +193,10 @@ class StudySpec:
     @property
     def multi_objective(self) -> bool:
         return len(self.objectives) > 1
+
+    def distributions(self) -> dict[str, Any]:
+        """The search space as Optuna distributions, by parameter name."""
+        return {p.key: p.distribution() for p in self.params}
 
     def our_conditions(self) -> dict[str, Any]:
         """Split, k and epochs of the study's own figures (what ``references`` compare with)."""

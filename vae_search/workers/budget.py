@@ -14,6 +14,8 @@ from __future__ import annotations
 import optuna
 from optuna.trial import TrialState
 
+from vae_search.study.warm_start import is_warm_copy
+
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -30,7 +32,9 @@ def remaining(study: optuna.Study, n_trials: int | None) -> tuple[int | None, in
     running = c[TrialState.RUNNING]
     if n_trials is None:
         return None, running
-    return n_trials - sum(c[s] for s in FINISHED) - running, running
+    # trials copied in by a warm start ran in another study: they do not use this one's budget
+    warm = sum(is_warm_copy(t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    return n_trials - sum(c[s] for s in FINISHED) + warm - running, running
 
 
 def waiting(study: optuna.Study) -> int:

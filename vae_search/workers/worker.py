@@ -21,8 +21,8 @@ from typing import Any
 import optuna
 from optuna.storages._heartbeat import is_heartbeat_enabled
 
-from vae_search.errors import TrainingError
-from vae_search.storage import create_or_load_study, open_storage, resolve_url
+from vae_search.errors import StorageError, TrainingError
+from vae_search.storage import create_or_load_study, open_storage, redact, resolve_url
 from vae_search.storage.checkpoints import artifact_store, resolve_artifact_dir
 from vae_search.storage.locks import Lock, study_lock
 from vae_search.storage.resilient import resilient
@@ -32,6 +32,7 @@ from vae_search.storage.timing import StorageTimer, instrument
 from vae_search.study.final import final_label
 from vae_search.study.objectives import name_objective
 from vae_search.study.references import store_references
+from vae_search.study.warm_start import apply_warm_start
 from vae_search.study.spec import StudySpec, build_pruner, build_sampler
 from vae_search.train.loop import ProgressFn
 from vae_search.workers import budget
@@ -155,6 +156,8 @@ def run_worker(
     timing_dir = os.environ.get(TIMING_ENV)
     timers: list[StorageTimer] = []
     study, url = open_study(spec, opts.storage, opts.index, timers if timing_dir else None)
+    if spec.warm_start is not None:
+        _warm_start(study, url, spec)
     objective = Objective(spec, artifact_store(resolve_artifact_dir(opts.artifact_dir)), overrides,
                           progress=progress, hooks=hooks)
     objective.preload(trial_base(spec, overrides).data, data)
@@ -213,6 +216,25 @@ def _run(study: optuna.Study, url: str, spec: StudySpec, opts: WorkerOptions, ob
         _study_changed(hooks, study, lock, 0.0)  # the study's figures include this worker's last trial
     log.info("worker %s: ran %d trial(s)", opts.index, len(result.trials))
     return result
+
+
+def _warm_start(study: optuna.Study, url: str, spec: StudySpec) -> None:
+    """Copy the earlier study's trials in, once, under the study lock (racing workers)."""
+    ws = spec.warm_start
+    source_url = resolve_url(ws.storage) if ws.storage else url
+    try:
+        source = optuna.load_study(study_name=ws.study, storage=open_storage(source_url))
+    except KeyError as e:
+        raise StorageError(
+            f"warm_start.study: no study {ws.study!r} in {redact(source_url)}; name an existing study"
+            " (optuna studies --storage URL lists them)"
+        ) from e
+    lock = study_lock(url, spec.study)
+    lock.acquire()
+    try:
+        apply_warm_start(study, source, spec.distributions(), spec.objective, ws.top)
+    finally:
+        lock.release()
 
 
 def _study_changed(hooks: WorkerHooks, study: optuna.Study, lock: Lock, every: float) -> None:
