@@ -17,11 +17,11 @@ import pytest
 from click.testing import CliRunner
 
 from tests.workers.test_worker import write_spec
+from vae_search import records
 from vae_search.cli import main
 from vae_search.study.spec import StudySpec
 from vae_search.workers.launch import Placement, worker_command
 from vae_search.workers.worker import WorkerOptions, run_worker
-from vae_search import records
 
 ROOT = Path(__file__).parents[2]
 

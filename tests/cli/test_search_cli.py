@@ -10,10 +10,10 @@ from click.testing import CliRunner
 
 from tests.conftest import PG_ENV, PG_SKIP
 from tests.workers.test_worker import write_spec
+from vae_search import records
 from vae_search.cli import main
 from vae_search.study.spec import StudySpec
 from vae_search.workers.worker import WorkerOptions, run_worker
-from vae_search import records
 
 
 def run(*args, env=None):

@@ -13,11 +13,11 @@ from optuna.trial import TrialState
 from optuna_dashboard import get_note
 
 from tests.conftest import small_config
+from vae_search import records
 from vae_search.dashboard.artifacts import trial_artifacts
 from vae_search.dashboard.publish import PICTURES, publish_trial
 from vae_search.data import load_data
 from vae_search.model.vae import build_vae
-from vae_search import records
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -47,8 +47,8 @@ def test_every_trial_has_its_pictures_and_a_note(finished_study):
                 assert f.read(8) == PNG, name
     note = get_note(optuna.Trial(study, pruned._trial_id))
     # the pruned trial's note says why, when, and how many units were left
-    assert "posterior collapse" in note and f"epoch {records.record(pruned, "pruned_epoch")}" in note
-    assert f"0/{records.record(pruned, "latent_dim")} active units" in note
+    assert "posterior collapse" in note and f"epoch {records.record(pruned, 'pruned_epoch')}" in note
+    assert f"0/{records.record(pruned, 'latent_dim')} active units" in note
     # ... and the rule it broke, with the fixture's pruner settings: min_active_units 1 (no
     # fraction), patience 1, warm-up 1, and the config's active-unit variance threshold 0.01
     epoch = records.record(pruned, "pruned_epoch")

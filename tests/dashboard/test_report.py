@@ -7,10 +7,10 @@ import re
 import pytest
 from click.testing import CliRunner
 
+from vae_search import records
 from vae_search.cli import main
 from vae_search.dashboard.publish import PICTURES
 from vae_search.dashboard.report import paste_url, render_report
-from vae_search import records
 
 REMOTE = re.compile(
     r"""<(script|img|link|iframe)\b[^>]*\b(src|href)\s*=\s*["']?(https?:)?//""", re.I
@@ -54,7 +54,7 @@ def test_the_report_is_self_contained(report):
     # no script, image, stylesheet or frame is fetched from the network
     assert not REMOTE.search(report)
     # plotly's JavaScript is inlined once, and both figures are drawn by it
-    assert report.count("Plotly.newPlot(") == 2
+    assert report.count("Plotly.newPlot(") == 3  # collapse map, active units, rate–distortion
     assert len(report) > 1_000_000  # the inlined plotly bundle
 
 

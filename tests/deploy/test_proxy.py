@@ -16,11 +16,11 @@ import pytest
 from click.testing import CliRunner
 from optuna.trial import TrialState
 
+from vae_search import records
 from vae_search.cli import main
 from vae_search.cli.proxy_commands import COMMANDS
 from vae_search.errors import StorageError
 from vae_search.storage import proxy
-from vae_search import records
 
 # the commands as they are once registered in vae_search.cli (registered here meanwhile)
 CLI = type(main)(

@@ -16,6 +16,7 @@ import optuna
 import pytest
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
+
 from vae_search import records
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]

@@ -21,6 +21,7 @@ import yaml
 from click.testing import CliRunner
 from optuna.trial import TrialState
 
+from vae_search import records
 from vae_search.cli import main
 from vae_search.study.spec import StudySpec
 from vae_search.workers.worker import WorkerOptions, run_worker
@@ -204,7 +205,6 @@ import optuna
 from vae_search.study.spec import StudySpec
 from vae_search.storage.stale import fail_stale_trials
 from vae_search.workers.worker import open_study
-from vae_search import records
 
 study, _ = open_study(StudySpec.from_file(sys.argv[1]), sys.argv[2])
 optuna.Study.add_trial = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)

@@ -17,6 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from vae_search import records
 from vae_search.dashboard.notes import beta_reached
+from vae_search.study.objectives import primary_value
 
 
 @dataclass
@@ -98,7 +99,7 @@ def trial_points(study: optuna.Study) -> list[TrialPoint]:
     for t in study.get_trials(deepcopy=False, states=done):
         if not records.has_record(t, records.CONFIG) and not t.params:
             continue
-        value = t.value if t.state == TrialState.COMPLETE and t.value is not None else None
+        value = primary_value(t) if t.state == TrialState.COMPLETE else None
         latent = setting(t, "model.latent_dim") or records.latent_dim(t)
         history = records.trial_history(t)
         history = history if isinstance(history, dict) else {}
