@@ -14,7 +14,7 @@ from tests.conftest import small_config
 from vae_search.data import load_data
 from vae_search.errors import ConfigError, TrainingError
 from vae_search.train import train
-from vae_search.train.population import group_configs, stack_key, train_population
+from vae_search.train.population import group_configs, stack_key, stack_problem, train_population
 
 FIELDS = ("beta", "train_loss", "elbo", "recon", "kl", "mutual_info")
 VECTORS = ("kl_per_dim", "unit_variance")
@@ -43,11 +43,12 @@ class Stop(Exception):
     """What a caller's epoch callback raises to take a member out (a pruned trial)."""
 
 
-def members(prior: str = "standard", binarize: str = "none"):
+def members(prior: str = "standard", binarize: str = "none", arch: str = "mlp"):
     """Four configs of one shape that differ in β, schedule kind and rate, free bits, learning
     rate, weight decay, gradient clip and seed."""
     common = {"prior": {"kind": prior, "components": 3}, "data": {"name": "shapes", "size": 1200,
-                                                                   "image_size": 16, "binarize": binarize}}
+                                                                   "image_size": 16, "binarize": binarize},
+              "model": {"arch": arch, "hidden": [64], "channels": [8, 16], "latent_dim": 4}}
     return [
         small_config(schedule={"kind": "linear", "beta": 1.0, "rate": 0.5}, optim={"lr": 1e-3}, seed=0, **common),
         small_config(schedule={"kind": "constant", "beta": 4.0, "free_bits": 0.25}, optim={"lr": 3e-3},
@@ -69,9 +70,11 @@ def assert_same_epochs(got, want):
             assert getattr(g, k) == pytest.approx(getattr(w, k), abs=1e-5, rel=1e-5), (g.epoch, k)
 
 
-@pytest.mark.parametrize(("prior", "binarize"), [("standard", "dynamic"), ("mog", "none"), ("vamp", "none")])
-def test_each_member_equals_its_single_run(prior, binarize):
-    cfgs = members(prior, binarize)
+@pytest.mark.parametrize(("prior", "binarize", "arch"), [
+    ("standard", "dynamic", "mlp"), ("mog", "none", "mlp"), ("vamp", "none", "mlp"), ("standard", "none", "conv"),
+])
+def test_each_member_equals_its_single_run(prior, binarize, arch):
+    cfgs = members(prior, binarize, arch)
     data = load_data(cfgs[0].data)
     outcomes = train_population(cfgs, data=data)
     for cfg, out in zip(cfgs, outcomes):
@@ -178,6 +181,24 @@ def test_grouping_follows_tensor_shapes():
     assert group_configs([a, c, b, d, a], max_size=2) == [[0, 2], [4], [1], [3]]
     with pytest.raises(ConfigError, match="differ in shape"):
         train_population([a, c])
+
+
+def test_a_model_that_does_not_work_under_vmap_is_named(monkeypatch):
+    from vae_search.model.networks import MLPEncoder
+
+    cfg = small_config()
+    # the built-in networks stack
+    assert stack_problem(cfg, (1, 16, 16)) is None
+
+    def data_dependent(self, x):  # Python control flow on a tensor's value: vmap refuses it
+        if float(x.sum()) > 0:
+            pass
+        mu, logvar = self.net(x.flatten(1)).chunk(2, dim=-1)
+        return mu, logvar
+
+    monkeypatch.setattr(MLPEncoder, "forward", data_dependent)
+    problem = stack_problem(cfg, (1, 16, 16))
+    assert problem is not None and "RuntimeError" in problem
 
 
 def test_the_stacked_step_is_one_batched_pass():

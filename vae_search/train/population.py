@@ -90,6 +90,23 @@ def group_configs(cfgs: Sequence[RunConfig], max_size: int | None = None) -> lis
     return [chunk for chunks in groups.values() for chunk in chunks]
 
 
+def stack_problem(cfg: RunConfig, shape: tuple[int, ...]) -> str | None:
+    """Why models of ``cfg`` cannot be stacked (None: they can), found by one stacked forward
+    and backward pass of two such models on a batch of two zeros (a module that does not work
+    under ``vmap``, say)."""
+    from vae_search.model import build_vae
+
+    try:
+        with torch.random.fork_rng(devices=[]):
+            stack = StackedVAE([build_vae(cfg, shape), build_vae(cfg, shape)])
+            x = torch.zeros(2, 2, *shape)
+            log_px, kl_terms = stack.forward(x, torch.zeros(2, 2, cfg.model.latent_dim))
+            (log_px.sum() + kl_terms.sum()).backward()
+    except Exception as e:
+        return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+    return None
+
+
 @dataclass
 class MemberOutcome:
     """How one member ended: ``result`` when it ran all its epochs, else ``error`` (the
