@@ -9,6 +9,8 @@ Shape (every key but ``study`` has a default; unknown keys are errors)::
                                # so a crashed or heartbeat-retried trial does not use it up); null
                                # means no limit. See StudySpec.budget_callback.
     timeout: null              # seconds per worker process, or null
+    population: 1              # trials a worker holds and trains at once, those of one network
+                               # shape as one stacked model (vae_search.train.population)
     sampler: {kind: tpe, seed: 0, options: {}}   # tpe|random|cmaes|gp|qmc|nsgaii|bruteforce;
                                # options are keyword arguments of the Optuna sampler.
     pruner:                    # see vae_search.study.collapse
@@ -147,6 +149,7 @@ class StudySpec:
     objective: Literal["nll_iwae", "elbo"] = "nll_iwae"
     n_trials: int | None = 16
     timeout: float | None = None
+    population: int = 1
     sampler: SamplerSpec = field(default_factory=SamplerSpec)
     pruner: PrunerSpec = field(default_factory=PrunerSpec)
     storage: StorageSpec = field(default_factory=StorageSpec)
@@ -164,6 +167,8 @@ class StudySpec:
             out.append(f"n_trials: must be >= 1 or null, got {self.n_trials}")
         if self.timeout is not None and self.timeout <= 0:
             out.append(f"timeout: must be > 0 seconds or null, got {self.timeout}")
+        if self.population < 1:
+            out.append(f"population: must be at least 1 (trials trained at once), got {self.population}")
         return out
 
     @classmethod
