@@ -11,6 +11,8 @@ Shape (every key but ``study`` has a default; unknown keys are errors)::
     timeout: null              # seconds per worker process, or null
     population: 1              # trials a worker holds and trains at once, those of one network
                                # shape as one stacked model (vae_search.train.population)
+    final_iwae: null           # the final IWAE bound (run.eval.iwae_samples): null computes it
+                               # when the objective reads it (nll_iwae), true always, false never
     sampler: {kind: tpe, seed: 0, options: {}}   # tpe|random|cmaes|gp|qmc|nsgaii|bruteforce;
                                # options are keyword arguments of the Optuna sampler.
     pruner:                    # see vae_search.study.collapse
@@ -150,6 +152,7 @@ class StudySpec:
     n_trials: int | None = 16
     timeout: float | None = None
     population: int = 1
+    final_iwae: bool | None = None
     sampler: SamplerSpec = field(default_factory=SamplerSpec)
     pruner: PrunerSpec = field(default_factory=PrunerSpec)
     storage: StorageSpec = field(default_factory=StorageSpec)
@@ -169,7 +172,14 @@ class StudySpec:
             out.append(f"timeout: must be > 0 seconds or null, got {self.timeout}")
         if self.population < 1:
             out.append(f"population: must be at least 1 (trials trained at once), got {self.population}")
+        if self.final_iwae is False and self.objective == "nll_iwae":
+            out.append("final_iwae: false, but objective nll_iwae is the final IWAE bound; "
+                       "use objective: elbo or drop final_iwae")
         return out
+
+    def wants_final_iwae(self) -> bool:
+        """Whether trials compute the final IWAE bound (see ``final_iwae``)."""
+        return self.final_iwae if self.final_iwae is not None else self.objective == "nll_iwae"
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "study spec") -> StudySpec:
