@@ -11,8 +11,10 @@ conv), prior and likelihood as :func:`vae_search.model.build_vae` builds them.
 gradient clip and step count per member. Adam is elementwise, so one update over a stacked
 tensor is each member's own update; only the scalars differ per member, and they are broadcast
 along the leading dimension (``torch.optim.Adam`` cannot: a parameter group cannot split one
-tensor). Its arithmetic follows ``torch.optim.Adam`` (L2 weight decay, bias corrections, ε
-added after the square root), so a member's figures equal its single run to float rounding.
+tensor). On CPU and CUDA it calls torch's fused Adam kernel, the single run's own, once per
+member on that member's slices; elsewhere it writes the same update out (L2 weight decay, bias
+corrections, ε added after the square root). Either way a member's figures equal its single
+run to float rounding.
 """
 
 from __future__ import annotations
@@ -145,8 +147,32 @@ class StackedAdam:
     @torch.no_grad()
     def step(self) -> None:
         self._clip()
-        b1, b2 = self.betas
         self.steps = [s + 1 for s in self.steps]
+        params = list(self.model.params.values())
+        if params[0].device.type in ("cpu", "cuda"):
+            self._fused_step(params)
+        else:
+            self._plain_step()
+        for p in params:
+            p.grad = None
+
+    def _fused_step(self, params: list[torch.Tensor]) -> None:
+        """torch's own fused Adam kernel (what the single run uses) on each member's slices:
+        one call per member, with its learning rate, weight decay and step count."""
+        names = list(self.model.params)
+        b1, b2 = self.betas
+        for i in range(len(self.lr)):
+            step = torch.tensor(float(self.steps[i]), dtype=torch.float32, device=params[0].device)
+            torch._fused_adam_(
+                [p[i] for p in params], [p.grad[i] for p in params],
+                [self.exp_avg[n][i] for n in names], [self.exp_avg_sq[n][i] for n in names], [],
+                [step] * len(params), amsgrad=False, lr=self.lr[i], beta1=b1, beta2=b2,
+                weight_decay=self.weight_decay[i], eps=self.eps, maximize=False, grad_scale=None, found_inf=None,
+            )
+
+    def _plain_step(self) -> None:
+        """The same update written out, broadcasting the per-member scalars."""
+        b1, b2 = self.betas
         step_size = [lr / (1 - b1**s) for lr, s in zip(self.lr, self.steps)]
         bc2_sqrt = [math.sqrt(1 - b2**s) for s in self.steps]
         decay = any(self.weight_decay)
@@ -159,7 +185,6 @@ class StackedAdam:
             v.mul_(b2).addcmul_(g, g, value=1 - b2)
             denom = (v.sqrt() / _per_member(bc2_sqrt, p)).add_(self.eps)
             p.sub_(_per_member(step_size, p) * m / denom)
-            p.grad = None
 
     def load_member(self, slot: int, model: VAE, optimizer: torch.optim.Optimizer) -> None:
         """Take member ``slot``'s moments from its single-run ``optimizer`` (fresh: zeros)."""
