@@ -250,7 +250,7 @@ step e_engine 70 "faster than" $PY benchmarks/bench_engine.py --epochs 2 --devic
 step f_throughput 210 '"summary"' $PY -m benchmarks.bench_throughput --gpu-only \
   --gpu-workers 1 4 2 --storage "sqlite:///$WORK/throughput.db" $GPU_ARGS
 step g_population 55 "^population|speedup" bash -c "$PY $WORK/g_population.py $DEV && \
-  $PY -m benchmarks.bench_population --device $DEV --models mnist --sizes 8,32 --sequential 1 --epochs 1 \
+  $PY -m benchmarks.bench_population --device $DEV --models mnist --sizes $([ $TINY = 1 ] && echo 2 || echo 8,32) --sequential 1 --epochs 1 \
   --mnist-n $([ $TINY = 1 ] && echo 1000 || echo 12000)"
 echo "total ${SECONDS}s (steps $((SECONDS - T0))s), device $DEV" >>"$OUT/summary"
 cat "$OUT/summary"
