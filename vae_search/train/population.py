@@ -148,16 +148,25 @@ def _noise_generator(device: torch.device) -> torch.Generator:
     return gen
 
 
+def _val_on(data: Any, n: int | None, device: torch.device, on_device: dict[Any, torch.Tensor]) -> torch.Tensor:
+    """The first ``n`` validation examples on the device, one copy per ``n``."""
+    key = ("val", n)
+    if key not in on_device:
+        on_device[key] = data.val[:n].to(device)
+    return on_device[key]
+
+
 def _member(i: int, cfg: RunConfig, data: Any, device: torch.device, checkpoint: Checkpoint | None,
-            on_epoch: EpochCallback | None) -> _Member:
+            on_epoch: EpochCallback | None, on_device: dict[Any, torch.Tensor]) -> _Member:
     history: list[EpochMetrics] = []
     model, optimizer, gen = _fresh(cfg, data.shape, device)
     if not _restore(checkpoint, cfg, model, optimizer, gen, history):
         model, optimizer, gen = _fresh(cfg, data.shape, device)
     return _Member(
         index=i, cfg=cfg, model=model, optimizer=optimizer, gen=gen, noise=_noise_generator(device),
-        batcher=TensorBatcher(data.train.to(device), cfg.batch_size, gen, binarize=cfg.data.binarize == "dynamic"),
-        schedule=BetaSchedule(cfg.schedule, cfg.epochs), val_x=data.val[: cfg.eval.max_examples].to(device),
+        batcher=TensorBatcher(on_device["train"], cfg.batch_size, gen, binarize=cfg.data.binarize == "dynamic"),
+        schedule=BetaSchedule(cfg.schedule, cfg.epochs),
+        val_x=_val_on(data, cfg.eval.max_examples, device, on_device),
         checkpoint=checkpoint, on_epoch=on_epoch, history=history, start_epoch=len(history),
     )
 
@@ -202,7 +211,8 @@ def train_population(
         torch.set_num_threads(first.threads)
     device = resolve_device(first.device)
     outcomes = [MemberOutcome(config=c) for c in cfgs]
-    members = [_member(i, c, data, device, ck[i], cb[i]) for i, c in enumerate(cfgs)]
+    on_device: dict[Any, torch.Tensor] = {"train": data.train.to(device)}  # one copy for all members
+    members = [_member(i, c, data, device, ck[i], cb[i], on_device) for i, c in enumerate(cfgs)]
     for m in members:  # a new observer sees the restored epochs first, as in a single run
         _replay(m, outcomes)
     members = [m for m in members if outcomes[m.index].error is None]

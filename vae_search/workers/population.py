@@ -105,7 +105,7 @@ class PopulationRound:
             for trial in trials:
                 runs.append(self.objective.begin(trial))
         except BaseException:
-            for trial in trials[len(runs):]:
+            for trial in trials:  # none has trained: all fail now rather than go stale
                 self._tell(trial, state=TrialState.FAIL)
             raise
         pending = list(runs)
