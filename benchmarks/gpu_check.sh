@@ -14,8 +14,8 @@
 # for PostgreSQL URLs. Then call the device tool's run with
 #   command "bash benchmarks/gpu_check.sh", carry [".whl"], timeout_s 600.
 #
-# Each step runs under its own `timeout` (limits add up to 535 s) and logs to $OUT/<step>.log;
-# $OUT/summary has one line per step (rc, seconds, the result). At most 8 files land in $OUT.
+# Each step runs under its own `timeout` (limits add up to 590 s) and logs to $OUT/<step>.log;
+# $OUT/summary has one line per step (rc, seconds, the result). At most 9 files land in $OUT.
 #
 # Dry run on a CPU machine (tiny sizes; the pip step is skipped when .whl/ holds no wheels):
 #   DEV=cpu OUT=/tmp/gpu_check_out bash benchmarks/gpu_check.sh
@@ -202,6 +202,34 @@ sys.exit(0 if sum(s in ("COMPLETE", "PRUNED") for s in states) == 2 else 1)
 PY
 EOF
 
+cat >"$WORK/g_population.py" <<'EOF'
+"""Population training on the device: 4 members (other β, schedules, learning rates, seeds)
+against their single runs, then the stacked step against single steps (bench_population)."""
+import json
+import sys
+
+from vae_search.config import RunConfig
+from vae_search.data import load_data
+from vae_search.train import train
+from vae_search.train.population import train_population
+
+base = {"data": {"name": "shapes", "size": 1500, "image_size": 16, "binarize": "dynamic"},
+        "model": {"hidden": [64], "latent_dim": 4}, "eval": {"iwae_samples": 10, "iwae_max_examples": 100},
+        "epochs": 2, "batch_size": 64, "device": sys.argv[1], "images": False}
+cfgs = [RunConfig.from_dict({**base, "seed": i, "optim": {"lr": 1e-3 * (i + 1)},
+                             "schedule": {"kind": k, "beta": 0.5 + i}})
+        for i, k in enumerate(["linear", "constant", "cyclical", "sigmoid"])]
+data = load_data(cfgs[0].data)
+outs = train_population(cfgs, data=data)
+rel = 0.0
+for c, o in zip(cfgs, outs):
+    single = train(c, data=data)
+    for a, b in zip(o.result.history, single.history):
+        rel = max(rel, abs(a.elbo - b.elbo) / abs(b.elbo))
+print("population", json.dumps({"device": sys.argv[1], "max_rel_elbo_diff": rel, "ok": rel < 1e-3}))
+sys.exit(0 if rel < 1e-3 else 1)
+EOF
+
 # --- the steps ----------------------------------------------------------------------------------
 if ls "$WHL"/*.whl >/dev/null 2>&1; then
   step pip 40 "Successfully|ERROR" $PY -m pip install --no-index --no-deps --no-compile \
@@ -221,6 +249,9 @@ step e_engine 70 "faster than" $PY benchmarks/bench_engine.py --epochs 2 --devic
 # 1 and 4 workers first: the goal's rows come back even if the step runs out of time
 step f_throughput 210 '"summary"' $PY -m benchmarks.bench_throughput --gpu-only \
   --gpu-workers 1 4 2 --storage "sqlite:///$WORK/throughput.db" $GPU_ARGS
+step g_population 55 "^population|speedup" bash -c "$PY $WORK/g_population.py $DEV && \
+  $PY -m benchmarks.bench_population --device $DEV --models mnist --sizes $([ $TINY = 1 ] && echo 2 || echo 8,32) --sequential 1 --epochs 1 \
+  --mnist-n $([ $TINY = 1 ] && echo 1000 || echo 12000)"
 echo "total ${SECONDS}s (steps $((SECONDS - T0))s), device $DEV" >>"$OUT/summary"
 cat "$OUT/summary"
 rm -rf "$WORK"

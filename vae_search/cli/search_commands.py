@@ -78,9 +78,12 @@ def _load_study(study_name: str | None, storage: str | None):
 @click.option("--device", help="auto, cpu, cuda or cuda:K for every trial (default: the spec's).")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads per trial.")
 @click.option("--index", type=click.IntRange(min=0), help="Worker number: offsets the sampler seed (default: by process id).")
+@click.option("--population", type=click.IntRange(min=1),
+              help="Hold up to this many trials at once and train those of one network shape as one stacked model "
+                   "(default: the spec's population, 1).")
 def worker_cmd(spec: Path, storage: str | None, artifact_dir: str | None, study_name: str | None,
                n_trials: int | None, timeout: float | None, device: str | None, threads: int | None,
-               index: int | None) -> None:
+               index: int | None, population: int | None) -> None:
     """Join the study of SPEC (creating it if missing) and run trials until its budget is met.
 
     First Ctrl-C or SIGTERM: finish the current trial, then exit. Second: stop now; the trial
@@ -91,7 +94,7 @@ def worker_cmd(spec: Path, storage: str | None, artifact_dir: str | None, study_
 
     s = _load_spec(spec, study_name)
     opts = WorkerOptions(storage=storage, artifact_dir=artifact_dir, n_trials=n_trials, timeout=timeout,
-                         device=device, threads=threads, index=index)
+                         device=device, threads=threads, index=index, population=population)
     from vae_search.cli.train_commands import step_progress
 
     with GracefulStop() as stop, step_progress(sys.stderr.isatty()) as progress:

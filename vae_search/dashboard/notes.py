@@ -150,7 +150,7 @@ def trial_note(
         figures = []
         if value is not None:
             figures.append(f"objective **{_num(value, 3)}**")
-        if "nll_iwae" in final:
+        if final.get("nll_iwae") is not None:  # None: not computed (objective elbo)
             figures.append(
                 f"IWAE NLL bound {_num(final['nll_iwae'])} nats "
                 f"(k = {final.get('iwae_samples', '?')})"

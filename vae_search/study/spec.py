@@ -11,6 +11,10 @@ Shape (every key but ``study`` has a default; unknown keys are errors)::
                                # so a crashed or heartbeat-retried trial does not use it up); null
                                # means no limit. See StudySpec.budget_callback.
     timeout: null              # seconds per worker process, or null
+    population: 1              # trials a worker holds and trains at once, those of one network
+                               # shape as one stacked model (vae_search.train.population)
+    final_iwae: null           # the final IWAE bound (run.eval.iwae_samples): null computes it
+                               # when the objective reads it (nll_iwae), true always, false never
     sampler: {kind: tpe, seed: 0, options: {}}   # tpe|random|cmaes|gp|qmc|nsgaii|bruteforce;
                                # options are keyword arguments of the Optuna sampler.
     pruner:                    # see vae_search.study.collapse
@@ -160,6 +164,8 @@ class StudySpec:
     objective: str | list[str] = "nll_iwae"
     n_trials: int | None = 16
     timeout: float | None = None
+    population: int = 1
+    final_iwae: bool | None = None
     sampler: SamplerSpec = field(default_factory=SamplerSpec)
     pruner: PrunerSpec = field(default_factory=PrunerSpec)
     storage: StorageSpec = field(default_factory=StorageSpec)
@@ -181,6 +187,11 @@ class StudySpec:
             out.append(f"n_trials: must be >= 1 or null, got {self.n_trials}")
         if self.timeout is not None and self.timeout <= 0:
             out.append(f"timeout: must be > 0 seconds or null, got {self.timeout}")
+        if self.population < 1:
+            out.append(f"population: must be at least 1 (trials trained at once), got {self.population}")
+        if self.final_iwae is False and "nll_iwae" in objective_names(self.objective):
+            out.append("final_iwae: false, but objective nll_iwae is the final IWAE bound; "
+                       "use objective: elbo or drop final_iwae")
         return out
 
     @property
@@ -207,6 +218,12 @@ class StudySpec:
         if self.finalize is not None:
             return {"split": self.finalize.split, "k": self.finalize.k, "epochs": run.epochs}
         return {"split": "val", "k": run.eval.iwae_samples, "epochs": run.epochs}
+
+    def wants_final_iwae(self) -> bool:
+        """Whether trials compute the final IWAE bound (see ``final_iwae``)."""
+        if self.finalize is not None:  # finalists are judged on the test split's IWAE bound
+            return True
+        return self.final_iwae if self.final_iwae is not None else "nll_iwae" in self.objectives
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "study spec") -> StudySpec:

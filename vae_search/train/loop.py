@@ -198,23 +198,8 @@ def train(
             losses[step] = loss.detach()
             if progress is not None:
                 progress(epoch + 1, step + 1, steps)
-        _check_finite(losses, epoch + 1, beta)
-        train_loss = float(losses.mean())  # the epoch's one host sync (with _check_finite)
-        train_seconds = time.perf_counter() - t0
-        ev = evaluate(model, val_x, batch_size=cfg.eval.batch_size, au_threshold=cfg.eval.au_threshold, seed=cfg.seed)
-        if not np.isfinite(ev.elbo):
-            raise TrainingError(
-                f"validation ELBO is not finite after epoch {epoch + 1} (β={beta:.4g}); "
-                "lower optim.lr or set optim.grad_clip",
-                epoch=epoch + 1,
-            )
-        metrics = EpochMetrics.from_eval(epoch + 1, beta, train_loss, time.perf_counter() - t0, train_seconds, ev)
+        metrics = epoch_metrics(cfg, model, val_x, losses, epoch + 1, beta, t0)
         history.append(metrics)
-        log.info(
-            "epoch %d/%d  β=%.3g  -elbo=%.2f  recon=%.2f  kl=%.2f  au=%d/%d  mi=%.2f  (%.1fs)",
-            epoch + 1, cfg.epochs, beta, ev.elbo, ev.recon, ev.kl, ev.active_units, model.latent_dim,
-            ev.mutual_info, metrics.seconds,
-        )
         if checkpoint is not None:
             checkpoint.save(_state(cfg, model, optimizer, gen, history))
         if on_epoch is not None:
@@ -223,6 +208,36 @@ def train(
     result = RunResult(config=cfg, model=model, history=history, resumed_from=start_epoch)
     result.final = final_figures(cfg, model, val_x, history[-1], data, device)
     return result
+
+
+def epoch_metrics(cfg: RunConfig, model: VAE, val_x: torch.Tensor, losses: torch.Tensor, epoch: int, beta: float,
+                  t0: float, train_seconds: float | None = None) -> EpochMetrics:
+    """The metrics of finished epoch ``epoch`` (from 1): its step ``losses`` are checked for a
+    non-finite value and averaged (the epoch's one host sync), then the validation figures are
+    measured; ``t0`` is when the epoch began (``time.perf_counter``), and ``train_seconds``
+    (None: from ``t0`` to the sync) the time of its training steps.
+
+    Raises:
+        TrainingError: a non-finite step loss or validation ELBO.
+    """
+    _check_finite(losses, epoch, beta)
+    train_loss = float(losses.mean())
+    if train_seconds is None:
+        train_seconds = time.perf_counter() - t0
+    ev = evaluate(model, val_x, batch_size=cfg.eval.batch_size, au_threshold=cfg.eval.au_threshold, seed=cfg.seed)
+    if not np.isfinite(ev.elbo):
+        raise TrainingError(
+            f"validation ELBO is not finite after epoch {epoch} (β={beta:.4g}); "
+            "lower optim.lr or set optim.grad_clip",
+            epoch=epoch,
+        )
+    metrics = EpochMetrics.from_eval(epoch, beta, train_loss, time.perf_counter() - t0, train_seconds, ev)
+    log.info(
+        "epoch %d/%d  β=%.3g  -elbo=%.2f  recon=%.2f  kl=%.2f  au=%d/%d  mi=%.2f  (%.1fs)",
+        epoch, cfg.epochs, beta, ev.elbo, ev.recon, ev.kl, ev.active_units, model.latent_dim,
+        ev.mutual_info, metrics.seconds,
+    )
+    return metrics
 
 
 def final_figures(

@@ -47,6 +47,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -117,6 +118,18 @@ class TrialHistory:
         return view
 
 
+@dataclass
+class TrialRun:
+    """One trial on its way through the engine (see :meth:`Objective.begin`)."""
+
+    trial: optuna.Trial
+    cfg: RunConfig
+    checkpoint: TrialCheckpoint | None
+    history: TrialHistory
+    on_epoch: Callable[[EpochMetrics], None]
+    threshold: float
+
+
 class Objective:
     """Callable objective for ``study.optimize``.
 
@@ -172,8 +185,13 @@ class Objective:
             cfg = RunConfig.from_dict(raw, source=f"finalist trial {trial.number}")
         else:
             cfg = sample_run(trial, self.spec)
-        if self.overrides:
-            cfg = RunConfig.from_dict(merge(cfg.to_dict(), self.overrides), source="worker options")
+        overrides = dict(self.overrides)
+        if not self.spec.wants_final_iwae():
+            # an objective that never reads the final IWAE bound does not pay for it: with the
+            # MNIST spec's k = 500 on 1,000 images it was most of a trial's fixed cost
+            overrides["eval"] = {"iwae_samples": 0}
+        if overrides:
+            cfg = RunConfig.from_dict(merge(cfg.to_dict(), overrides), source="worker options")
         return cfg
 
     def _prune_reason(self, trial: optuna.Trial, history: TrialHistory, m: EpochMetrics) -> str | None:
@@ -200,6 +218,24 @@ class Objective:
     def _run(self, trial: optuna.Trial) -> float | list[float]:
         if self.on_trial_start is not None:
             self.on_trial_start(trial)
+        run = self.begin(trial)
+        try:
+            result = train(
+                run.cfg,
+                data=self.data_for(run.cfg),
+                on_epoch=run.on_epoch,
+                checkpoint=run.checkpoint,
+                progress=self.progress,
+            )
+        except Exception as e:
+            return self.failed(run, e)
+        except KeyboardInterrupt:
+            return self.interrupt(run)
+        return self.complete(run, result)
+
+    def begin(self, trial: optuna.Trial) -> TrialRun:
+        """Everything a trial needs before training: its run config (stored), checkpoint,
+        history and epoch callback (which reports, prunes and raises ``TrialPruned``)."""
         with warnings.catch_warnings():  # "experimental" since Optuna 2.8
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             # the trial as Optuna keeps it in process; its system attrs are read on first use
@@ -237,58 +273,62 @@ class Objective:
                 log.info("pruned (%s)", message)  # Optuna's own line shows only with -v
                 raise optuna.TrialPruned(message)
 
-        try:
-            result = train(
-                cfg,
-                data=self.data_for(cfg),
-                on_epoch=on_epoch,
-                checkpoint=checkpoint,
-                progress=self.progress,
-            )
-        except VaeSearchError as e:
+        return TrialRun(trial, cfg, checkpoint, history, on_epoch, threshold)
+
+    def failed(self, run: TrialRun, error: Exception) -> float:
+        """The value of a trial whose training raised ``error``; what is not a finding about
+        the trial (``TrialPruned`` among them) is raised again, as from ``study.optimize``."""
+        if isinstance(error, VaeSearchError):
             # a NaN is a finding about this configuration, not a worker crash: the trial fails
             # (Optuna fails a trial whose value is NaN) with the reason kept, and the worker goes
             # on; so does one whose sampled data cannot be read (the worker's preflight checked
             # the spec's own), without Optuna's traceback
-            return self._fail(trial, str(e), cfg, history)
-        except torch.cuda.OutOfMemoryError:
+            return self._fail(run.trial, str(error), run.cfg, run.history)
+        if isinstance(error, torch.cuda.OutOfMemoryError):
             # too big for this GPU: record it and let the worker go on with the next trial; the
-            # memory is freed after this block, once the traceback no longer holds train()'s
-            # model and batches (workers sharing the GPU would run out in turn)
-            result = None
-        except KeyboardInterrupt:
-            # stop now, lose nothing: a copy waits in the queue with the last checkpoint, and
-            # this trial fails quietly (NaN) so the worker can exit without a traceback
-            history.save()
-            self._save_artifacts(trial, cfg, history)
-            trial.set_user_attr(records.FAIL_REASON, f"interrupted; re-queued as trial {requeue(trial)}")
-            self.interrupted = True
-            return float("nan")
-        if result is None:
+            # memory is freed once the traceback no longer holds train()'s model and batches
+            # (workers sharing the GPU would run out in turn)
+            error.__traceback__ = None
+            del error
             gc.collect()
             torch.cuda.empty_cache()
-            return self._fail(trial, f"CUDA out of memory on {cfg.device} (batch_size {cfg.batch_size}, "
-                                     f"latent_dim {cfg.model.latent_dim}); lower batch_size or the model size",
-                              cfg, history)
+            cfg = run.cfg
+            return self._fail(run.trial, f"CUDA out of memory on {cfg.device} (batch_size {cfg.batch_size}, "
+                                         f"latent_dim {cfg.model.latent_dim}); lower batch_size or the model size",
+                              cfg, run.history)
+        raise error
+
+    def interrupt(self, run: TrialRun) -> float:
+        """Stop now, lose nothing: a copy waits in the queue with the last checkpoint, and this
+        trial fails quietly (NaN) so the worker can exit without a traceback."""
+        run.history.save()
+        self._save_artifacts(run.trial, run.cfg, run.history)
+        run.trial.set_user_attr(records.FAIL_REASON, f"interrupted; re-queued as trial {requeue(run.trial)}")
+        self.interrupted = True
+        return float("nan")
+
+    def complete(self, run: TrialRun, result: Any) -> float:
+        """Record a finished run's figures; its value for the study."""
+        trial = run.trial
         if result.resumed_from:
             records.write(trial, records.RESUMED_FROM_EPOCH, result.resumed_from)
         final = result.final
-        history.save()
+        run.history.save()
         self.failed_streak.clear()
         records.write(trial, records.FINAL, final)
-        self._save_artifacts(trial, cfg, history)
-        self._constraint(trial, final["active_units"], threshold)
+        self._save_artifacts(trial, run.cfg, run.history)
+        self._constraint(trial, final["active_units"], run.threshold)
         if self.spec.finalize is not None:
             values = [final_value(final, self.spec.finalize.split)]
         else:
             values = objective_values(final, self.spec.objective)
         value = values[0] if len(values) == 1 else None  # the note quotes one objective only
-        self._publish(trial, cfg, history.values, "complete", {"final": final, "value": value}, result)
+        self._publish(trial, run.cfg, run.history.values, "complete", {"final": final, "value": value}, result)
         names = self.spec.objective if isinstance(self.spec.objective, list) else [
             "test nll_iwae" if self.spec.finalize is not None else self.spec.objective]
         log.info("complete: %s, %s/%d active units",
                  ", ".join(f"{n} {v:.3f}" for n, v in zip(names, values)),
-                 final.get("active_units"), cfg.model.latent_dim)
+                 final.get("active_units"), run.cfg.model.latent_dim)
         return values[0] if len(values) == 1 else values
 
     def _fail(self, trial: optuna.Trial, reason: str, cfg: RunConfig, history: TrialHistory) -> float:

@@ -1,7 +1,10 @@
 """A search worker: join the study and run trials until its budget is reached.
 
 Each trial is one ``study.optimize(n_trials=1)`` call (heartbeats work with ``optimize``, not
-ask/tell), entered through the budget gate of :mod:`vae_search.workers.budget`.
+ask/tell), entered through the budget gate of :mod:`vae_search.workers.budget`. With a
+population of P (``--population``, the spec's ``population``) a worker instead asks for up to P
+trials at once through the same gate and trains them together
+(:mod:`vae_search.workers.population`, which keeps their heartbeats itself).
 
 Stopping: the first SIGINT/SIGTERM lets the current trial finish, then the worker exits; the
 second stops at once: the running trial is recorded as failed and a copy (same parameters, its
@@ -39,6 +42,7 @@ from vae_search.workers import budget
 from vae_search.workers.context import set_worker
 from vae_search.workers.hooks import WorkerHooks
 from vae_search.workers.objective import Objective
+from vae_search.workers.population import Heartbeats, PopulationRound, ask_trials
 from vae_search.workers.preflight import check_device, prepare_data, trial_base
 
 log = logging.getLogger(__name__)
@@ -63,6 +67,9 @@ class WorkerOptions:
         figures_every: refresh the study's dashboard figures after a trial when this many
             seconds have passed since any worker last did and a trial has finished since
             (and once when this worker stops).
+        population: trials held and trained at once, those of one network shape as one
+            stacked model (None: the spec's ``population``; 1: one ``study.optimize`` trial at
+            a time); see :mod:`vae_search.workers.population`.
     """
 
     storage: str | None = None
@@ -75,6 +82,7 @@ class WorkerOptions:
     poll_seconds: float = 2.0
     max_consecutive_failures: int = 5
     figures_every: float = 30.0
+    population: int | None = None
 
 
 @dataclass
@@ -182,9 +190,21 @@ def _run(study: optuna.Study, url: str, spec: StudySpec, opts: WorkerOptions, ob
     objective.on_trial_start = on_trial_start
     timeout = opts.timeout if opts.timeout is not None else spec.timeout
     deadline = time.monotonic() + timeout if timeout else None
+    size = opts.population if opts.population is not None else spec.population
+    if size <= 1:
+        return _loop(study, spec, opts, objective, stop, result, hooks, lock, deadline, None)
+    with Heartbeats(study) as beats:
+        population = PopulationRound(study, objective, beats, size)
+        return _loop(study, spec, opts, objective, stop, result, hooks, lock, deadline, population)
+
+
+def _loop(study: optuna.Study, spec: StudySpec, opts: WorkerOptions, objective: Objective,
+          stop: GracefulStop | None, result: WorkerResult, hooks: WorkerHooks, lock: Lock,
+          deadline: float | None, population: PopulationRound | None) -> WorkerResult:
     last_refresh = float("-inf")
-    log.info("joined study %r as worker %s (pid %d)", spec.study,
-             opts.index if opts.index is not None else "without --index", os.getpid())
+    log.info("joined study %r as worker %s (pid %d)%s", spec.study,
+             opts.index if opts.index is not None else "without --index", os.getpid(),
+             f", holding up to {population.size} trials at once" if population else "")
     while True:
         if stop is not None and stop.requested:
             result.stopped_by_signal = True
@@ -206,7 +226,16 @@ def _run(study: optuna.Study, url: str, spec: StudySpec, opts: WorkerOptions, ob
                     break  # without heartbeats (gRPC proxy) a dead worker's trial never ends
                 time.sleep(opts.poll_seconds)  # running trials may still fail and come back
                 continue
-            study.optimize(objective, n_trials=1, gc_after_trial=False)
+            if population is None:
+                study.optimize(objective, n_trials=1, gc_after_trial=False)
+            else:
+                n = population.size if left is None else min(population.size, left)
+                if opts.n_trials is not None:
+                    n = min(n, opts.n_trials - len(result.trials))
+                # all n are asked under the lock, so the budget stays exact
+                trials = ask_trials(study, n, population.beats, lambda t: result.trials.append(t.number))
+                lock.release()
+                population.run(trials)
         finally:
             lock.release()
         if time.monotonic() - last_refresh >= opts.figures_every:
