@@ -64,12 +64,14 @@ def train_cmd(config: Path | None, out_dir: Path, device: str | None, epochs: in
     from vae_search.data import load_data
     from vae_search.train import train
     from vae_search.train.outputs import write_run
+    from vae_search.workers.preflight import check_model
 
     cfg = RunConfig.from_file(config) if config else RunConfig()
     overrides = {k: v for k, v in (("device", device), ("epochs", epochs)) if v is not None}
     if overrides:
         cfg = RunConfig.from_dict({**cfg.to_dict(), **overrides}, source="command line")
     data = load_data(cfg.data)
+    check_model(cfg, data, f"{config or 'config'}: ")
     log.info("data %s: %d train, %d validation, shape %s", data.name, len(data.train), len(data.val), data.shape)
     with step_progress(sys.stderr.isatty()) as progress:
         result = train(cfg, data=data, progress=progress)  # type: ignore[arg-type]

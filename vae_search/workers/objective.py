@@ -7,7 +7,8 @@ split: the IWAE NLL bound with the spec's k (``nll_iwae``) or the -ELBO (``elbo`
 
 User attributes of a trial (what ``status``, ``export`` and the dashboard read):
 
-- ``config``: the full resolved run config (re-run it with ``vae-search train``);
+- ``config``: the full resolved run config (re-run it with ``vae-search train``); for a custom
+  model it holds ``model.factory``, ``model.options`` and ``model.factory_hash``;
 - ``latent_dim``; ``active_units``: per-epoch counts (what the collapse pruner reads);
 - ``history``: per-epoch ``beta``, ``elbo``, ``recon``, ``kl``, ``mutual_info``, ``kl_per_dim``,
   ``seconds``;
@@ -43,6 +44,7 @@ from optuna.trial import FrozenTrial
 
 from vae_search.config import DataConfig, RunConfig, merge
 from vae_search.errors import VaeSearchError
+from vae_search.model.factory import record_factory_hash
 from vae_search.storage.checkpoints import TrialCheckpoint
 from vae_search.study.collapse import prune_reason, record_collapse_constraint
 from vae_search.study.spec import StudySpec, sample_run
@@ -144,7 +146,9 @@ class Objective:
         cfg = sample_run(trial, self.spec)
         if self.overrides:
             cfg = RunConfig.from_dict(merge(cfg.to_dict(), self.overrides), source="worker options")
-        return cfg
+        # a custom factory's source hash goes into the stored config: export and re-runs warn
+        # when their code differs
+        return record_factory_hash(cfg)
 
     def __call__(self, trial: optuna.Trial) -> float:
         if self.on_trial_start is not None:
