@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from collections.abc import Iterator
@@ -72,6 +73,8 @@ def train_cmd(config: Path | None, out_dir: Path, device: str | None, epochs: in
         cfg = RunConfig.from_dict({**cfg.to_dict(), **overrides}, source="command line")
     data = load_data(cfg.data)
     check_model(cfg, data, f"{config or 'config'}: ")
+    if data.vocab is not None and cfg.data.vocab is None:  # config.yaml re-runs with this vocabulary
+        cfg = cfg.replace(data=dataclasses.replace(cfg.data, vocab=list(data.vocab)))
     log.info("data %s: %d train, %d validation, shape %s", data.name, len(data.train), len(data.val), data.shape)
     with step_progress(sys.stderr.isatty()) as progress:
         result = train(cfg, data=data, progress=progress)  # type: ignore[arg-type]

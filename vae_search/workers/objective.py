@@ -17,6 +17,8 @@ User attributes of a trial (what ``status``, ``export`` and the dashboard read):
   with short epochs they add up (see the storage benchmark in the README). The pruners see
   every epoch at once (:meth:`TrialHistory.pruner_view`); a running trial's epoch count is
   its number of reported values;
+- ``vocab``: token data built from a text file: the vocabulary, by id (export writes it into
+  ``data.vocab``, so the re-run encodes the text the same way);
 - ``final``: the final figures (``nll_iwae``, ``iwae_samples``, ``active_units``, ...);
 - ``prune_reason`` (``collapse`` or ``performance``), ``pruned_epoch``, ``pruned_active_units``;
 - ``fail_reason`` for a run that failed (a non-finite loss names its epoch and step);
@@ -191,10 +193,13 @@ class Objective:
                     f"{reason} at epoch {m.epoch}: {m.active_units}/{cfg.model.latent_dim} active units"
                 )
 
+        data = self.data_for(cfg)
+        if data.vocab is not None and cfg.data.vocab is None:
+            trial.set_user_attr("vocab", data.vocab)  # export writes it into data.vocab
         try:
             result = train(
                 cfg,
-                data=self.data_for(cfg),
+                data=data,
                 on_epoch=on_epoch,
                 checkpoint=checkpoint,
                 progress=self.progress,
