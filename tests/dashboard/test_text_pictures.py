@@ -50,3 +50,27 @@ def test_pictures_are_pngs_of_text():
         # white background with dark text on it
         assert img.mode == "RGB" and img.getpixel((0, 0)) == (255, 255, 255)
         assert min(img.convert("L").getdata()) < 128
+
+
+def test_a_token_data_trial_publishes_its_text_pictures(tmp_path):
+    import optuna
+    from optuna.artifacts import FileSystemArtifactStore
+
+    from vae_search.dashboard.artifacts import trial_artifacts
+    from vae_search.dashboard.publish import publish_trial
+
+    model, data = lstm()
+    cfg = RunConfig.from_dict({"data": {"name": "sentences", "size": 100},
+                               "model": {"arch": "lstm", "likelihood": "categorical", "latent_dim": 3}})
+    study = optuna.create_study()
+    trial = study.ask()
+    trial.set_user_attr("latent_dim", 3)
+    trial.set_user_attr("active_units", [1])
+    history = {"beta": [1.0], "elbo": [30.0], "recon": [29.0], "kl": [1.0], "mutual_info": [0.5],
+               "kl_per_dim": [[0.5, 0.3, 0.2]], "seconds": [1.0]}
+    (tmp_path / "art").mkdir()
+    publish_trial(trial, FileSystemArtifactStore(str(tmp_path / "art")), config=cfg, history=history,
+                  model=model, data=data, outcome="complete", detail={"final": {}, "value": 30.0})
+    names = sorted(m.filename for m in trial_artifacts(study._storage, trial._trial_id, mimetype_prefix="image/png"))
+    # the curves and KL heatmap as for images, and the three text pictures
+    assert names == ["curves.png", "interpolations.png", "kl-per-dim.png", "reconstructions.png", "samples.png"]
