@@ -26,6 +26,7 @@ import torch
 
 from benchmarks._common import emit, epochs_run, quiet, spec_with
 from vae_search.study.collapse import collapse_threshold
+from vae_search.study.spec import StudySpec
 from vae_search.workers.worker import WorkerOptions, open_study, run_worker
 
 SPEC = Path(__file__).parents[1] / "studies" / "text-quickstart.yaml"
@@ -40,7 +41,7 @@ REMEDIES = {
 
 
 def run_study(tmp: Path, name: str, seeds: int, epochs: int, prune: bool) -> optuna.Study:
-    collapse = {"enabled": prune}
+    collapse = {"enabled": prune}  # otherwise the spec's rule
     # the seed joins the space so that repeats of one remedy are different runs
     spec = spec_with(SPEC, tmp, study=name, n_trials=None, pruner={"collapse": collapse},
                      run={"epochs": epochs}, space={"seed": {"type": "categorical", "choices": list(range(seeds))}})
@@ -55,7 +56,8 @@ def run_study(tmp: Path, name: str, seeds: int, epochs: int, prune: bool) -> opt
 
 def remedy_table(study: optuna.Study) -> list[dict]:
     rows = []
-    threshold = collapse_threshold(8, 1, None)
+    rule = StudySpec.from_file(SPEC).pruner.collapse  # the spec's rule: what "collapsed" means
+    threshold = collapse_threshold(BASE["model.latent_dim"], rule.min_active_units, rule.min_active_fraction)
     for remedy in REMEDIES:
         ts = [t for t in study.trials if t.user_attrs.get("remedy") == remedy and "final" in t.user_attrs]
         finals = [t.user_attrs["final"] for t in ts]

@@ -83,7 +83,9 @@ def train_cmd(config: Path | None, out_dir: Path, device: str | None, epochs: in
     nll = f"{f['nll_iwae']:.2f}" if f["nll_iwae"] is not None else "n/a"
     click.echo(
         f"-elbo {f['elbo']:.2f}  nll_iwae(k={f['iwae_samples']}) {nll}  recon {f['recon']:.2f}  "
-        f"kl {f['kl']:.2f}  active units {f['active_units']}/{f['latent_dim']}  mi {f['mutual_info']:.2f}  -> {out_dir}"
+        f"kl {f['kl']:.2f}  active units {f['active_units']}/{f['latent_dim']}  mi {f['mutual_info']:.2f}"
+        + (f"  ppl {f['ppl_iwae'] if f.get('ppl_iwae') is not None else f['ppl_elbo']:.2f}" if "ppl_elbo" in f else "")
+        + f"  -> {out_dir}"
     )
 
 

@@ -7,7 +7,8 @@ Every architecture, the shipped ones included, is a *factory*: a function that t
 - ``decoder(z, x) -> likelihood parameters``: Bernoulli logits or Gaussian means shaped like
   ``x`` for images and vectors, or ``(B, T - 1, vocab_size)`` next-token logits for token data
   (position t predicts token t + 1). ``x`` is there for teacher forcing; a decoder that does
-  not need it ignores it (it is None when pictures decode from the prior).
+  not need it ignores it. Pictures that decode from the prior call ``decoder(z)`` alone, so
+  write ``forward(self, z, x=None)``.
 
 The framework owns everything else (prior, likelihood, β schedule, free bits, metrics, IWAE),
 so they work unchanged on any factory. ``model.arch: mlp | conv | lstm`` are the shipped

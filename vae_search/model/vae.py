@@ -78,11 +78,16 @@ class VAE(nn.Module):
         if z.dim() > 2:
             lead = z.shape[:-1]
             flat_x = None if x is None else x.expand(*lead, *x.shape[1:]).reshape(-1, *x.shape[1:])
-            out = self.decoder(z.reshape(-1, z.shape[-1]), flat_x)
+            out = self._decoder(z.reshape(-1, z.shape[-1]), flat_x)
             out = out.reshape(*lead, *out.shape[1:])
         else:
-            out = self.decoder(z, x)
+            out = self._decoder(z, x)
         return full_precision(out)  # logits or means, float32 under autocast too
+
+    def _decoder(self, z: torch.Tensor, x: torch.Tensor | None) -> torch.Tensor:
+        # without x (pictures decoding from the prior or a mean) the decoder gets z alone, so
+        # a plain z -> output module works there; the factory contract is forward(z, x=None)
+        return self.decoder(z) if x is None else self.decoder(z, x)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> VAEOutput:
         mu, logvar = self.encode(x)
