@@ -23,6 +23,7 @@ from pathlib import Path
 
 import optuna
 import torch
+import yaml
 
 from benchmarks._common import emit, epochs_run, quiet, spec_with
 from vae_search.study.collapse import collapse_threshold
@@ -30,7 +31,15 @@ from vae_search.study.spec import StudySpec
 from vae_search.workers.worker import WorkerOptions, open_study, run_worker
 
 SPEC = Path(__file__).parents[1] / "studies" / "text-quickstart.yaml"
-BASE = {"schedule.kind": "constant", "schedule.free_bits": 0.0, "model.word_dropout": 0.0, "model.latent_dim": 8}
+BASE = {"schedule.kind": "constant", "schedule.beta": 1.0, "schedule.free_bits": 0.0, "model.word_dropout": 0.0, "model.latent_dim": 8}
+SPACE = {
+    "schedule.kind": {"type": "categorical", "choices": ["constant", "linear", "cyclical"]},
+    "schedule.beta": {"type": "float", "low": 0.5, "high": 4.0},
+    "schedule.rate": {"type": "float", "low": 0.2, "high": 2.0, "when": {"schedule.kind": ["linear"]}},
+    "schedule.free_bits": {"type": "float", "low": 0.0, "high": 0.5},
+    "model.word_dropout": {"type": "float", "low": 0.0, "high": 0.6},
+    "model.latent_dim": {"type": "int", "low": 4, "high": 16},
+}
 REMEDIES = {
     "none": {},
     "linear annealing": {"schedule.kind": "linear", "schedule.rate": 0.4},
@@ -42,9 +51,14 @@ REMEDIES = {
 
 def run_study(tmp: Path, name: str, seeds: int, epochs: int, prune: bool) -> optuna.Study:
     collapse = {"enabled": prune}  # otherwise the spec's rule
-    # the seed joins the space so that repeats of one remedy are different runs
     spec = spec_with(SPEC, tmp, study=name, n_trials=None, pruner={"collapse": collapse},
-                     run={"epochs": epochs}, space={"seed": {"type": "categorical", "choices": list(range(seeds))}})
+                     run={"epochs": epochs})
+    # the benchmark's own space: the remedies' keys (fixed by the enqueued values) and the
+    # seed, so that repeats of one remedy are different runs
+    raw = yaml.safe_load(Path(spec.source).read_text())
+    raw["space"] = {**SPACE, "seed": {"type": "categorical", "choices": list(range(seeds))}}
+    Path(spec.source).write_text(yaml.safe_dump(raw, sort_keys=False))
+    spec = StudySpec.from_file(spec.source)
     url = f"sqlite:///{tmp / (name + '.db')}"
     study, _ = open_study(spec, url, 0)
     for seed in range(seeds):
