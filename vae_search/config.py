@@ -405,9 +405,14 @@ def load_yaml(path: str | Path) -> Any:
     """Read YAML safely; a missing or malformed file is a ConfigError naming it."""
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")
     except FileNotFoundError as e:
         raise ConfigError(f"{p}: no such file") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{p}: not UTF-8 text (byte {e.start} is {e.object[e.start:e.start + 1]!r}); "
+            "give a YAML file, saved as UTF-8"
+        ) from e
     except OSError as e:
         raise ConfigError(f"{p}: cannot be read ({e.strerror})") from e
     try:

@@ -7,19 +7,19 @@ from types import SimpleNamespace
 import numpy as np
 import optuna
 import torch
+from PIL import ImageColor
 from torch import nn
 
 from tests.conftest import small_config
-from vae_search.dashboard.canvas import colormap
-from vae_search.dashboard.charts import MARK, epoch_ticks
 from vae_search.dashboard.notes import CollapseRule, trial_note
-from vae_search.dashboard.ticks import nice_ticks, tick_labels
+from vae_search.dashboard.plots import MARK, colormap
 from vae_search.dashboard.trial_pictures import (
     kl_heatmap,
     kl_matrix,
     last_unit_variance,
     latent_ranges,
     training_curves,
+    training_curves_figure,
     traversal_picture,
     traverse,
 )
@@ -78,15 +78,30 @@ def test_kl_heatmap_of_an_empty_history_is_a_placeholder():
 
 
 def test_colormap_runs_from_black_to_bright():
-    c = colormap(torch.tensor([0.0, 0.5, 1.0]))
-    assert c[0].tolist() == [0, 0, 4]
+    c = colormap(torch.tensor([0.0, 0.5, 1.0])).int()
+    # inferno: 0 is black, and brightness grows with the value
+    assert max(c[0].tolist()) <= 4
     assert c[0].sum() < c[1].sum() < c[2].sum()
 
 
-def test_nice_ticks_are_round_and_cover_the_range():
-    assert nice_ticks(0, 1, 5) == [0, 0.25, 0.5, 0.75, 1.0]
-    ticks = nice_ticks(33.2, 71.9, 5)
-    assert ticks[0] >= 33.2 and ticks[-1] <= 71.9 and all(t % 10 == 0 for t in ticks)
+def _panels(history: dict, latent_dim: int = 3, **kw) -> dict:
+    """The training-curve panels by title, drawn, with their visible ticks and tick labels."""
+    fig = training_curves_figure(history, latent_dim=latent_dim, **kw)
+    fig.canvas.draw()
+    out = {}
+    for ax in fig.axes:
+        out[ax.get_title(loc="left")] = {
+            axis: [
+                (t.get_position()[0 if axis == "x" else 1], t.get_text())
+                for t in getattr(ax, f"get_{axis}ticklabels")()
+                if lim[0] <= t.get_position()[0 if axis == "x" else 1] <= lim[1]
+            ]
+            for axis, lim in (("x", ax.get_xlim()), ("y", sorted(ax.get_ylim())))
+        }
+    return out
+
+
+ELBO_PANEL = "validation −ELBO (β = 1) and reconstruction, nats"
 
 
 def test_training_curves_picture():
@@ -234,38 +249,39 @@ def test_a_collapse_note_states_the_rule_with_its_numbers():
 
 def test_tick_labels_are_distinct_and_ordered():
     for lo, hi in ((646.94, 648.12), (1001, 1003)):
-        ticks = nice_ticks(lo, hi, 5)
-        labels = tick_labels(ticks)
-        # a narrow range far from 0 (-ELBO late in training): no label twice, none in e-notation
+        h = _history(epochs=4)
+        h["elbo"] = h["recon"] = [lo, lo + (hi - lo) / 3, lo + 2 * (hi - lo) / 3, hi]
+        ticks = _panels(h)[ELBO_PANEL]["y"]
+        labels = [text for _, text in ticks]
+        # a narrow range far from 0 (-ELBO late in training): no label twice, none in
+        # e-notation, no offset ("+6.47e2") to add in the head
+        assert len(ticks) >= 3
         assert len(set(labels)) == len(labels) and not any("e" in t for t in labels)
         # each label reads back as its tick, so they are in the ticks' order
-        assert [float(t) for t in labels] == ticks == sorted(ticks)
-    # decimals follow the step: 0.25 steps need two
-    assert tick_labels(nice_ticks(0, 1, 5)) == ["0.00", "0.25", "0.50", "0.75", "1.00"]
+        values = [v for v, _ in ticks]
+        assert np.allclose([float(t) for t in labels], values) and values == sorted(values)
 
 
 def test_epoch_and_count_ticks_are_whole_numbers_that_exist():
     # one epoch: a tick at that epoch only (not 0 and 2, epochs that never ran)
-    assert epoch_ticks([1]) == [1]
-    assert set(epoch_ticks(list(range(1, 9)))) <= set(range(1, 9))
-    # counts (active units of 2, axis padded to 2.3): whole numbers only
-    assert nice_ticks(0, 2.3, 5, integer=True) == [0, 1, 2]
+    one = _panels(_history(epochs=1), active_units=[2])
+    assert all([v for v, _ in p["x"]] == [1] for p in one.values())
+    # eight epochs: whole-number ticks among the epochs that ran
+    eight = _panels(_history(epochs=8), active_units=[3, 3, 2, 2, 2, 2, 2, 2])
+    for p in eight.values():
+        assert {v for v, _ in p["x"]} <= set(range(1, 9)) and len(p["x"]) >= 3
 
 
-def test_the_active_units_panel_asks_for_whole_number_ticks(monkeypatch):
-    import vae_search.dashboard.trial_pictures as tp
-
-    calls = {}
-    real = tp.line_panel
-
-    def spy(title, *a, **kw):
-        calls[title] = kw.get("integer_y", False)
-        return real(title, *a, **kw)
-
-    monkeypatch.setattr(tp, "line_panel", spy)
-    training_curves(_history(epochs=1), latent_dim=3, active_units=[2])
-    # only the count panel; β and the nats panels keep fractional ticks
-    assert [t for t, integer in calls.items() if integer] == ["active units (of 3)"]
+def test_the_active_units_panel_has_whole_number_ticks():
+    h = _history(epochs=1)
+    h["recon"] = [h["elbo"][0] - 0.4]  # -ELBO and reconstruction 0.4 nats apart
+    panels = _panels(h, active_units=[2])
+    # only the count panel (0 to 3, where free ticks would fall at halves); β and the nats
+    # panels keep fractional ticks
+    whole = [title for title, p in panels.items() if all(v == int(v) for v, _ in p["y"])]
+    assert whole == ["active units (of 3)"]
+    # ... labelled as whole numbers, the latent size included
+    assert [text for _, text in panels["active units (of 3)"]["y"]] == ["0", "1", "2", "3"]
 
 
 def test_a_collapsed_trial_stays_dark_in_the_kl_heatmap():
@@ -284,10 +300,11 @@ def test_a_collapsed_trial_stays_dark_in_the_kl_heatmap():
 def _marked_rows(img, rows: int) -> list[int]:
     """Rows with the mark colour (a blue inferno never takes) on their centre line."""
     left, top, cw, ch = img.info["grid"]
+    mark = ImageColor.getrgb(MARK)
     return [
         r
         for r in range(rows)
-        if any(_near(img.getpixel((x, top + r * ch + ch // 2)), MARK) for x in range(img.width))
+        if any(_near(img.getpixel((x, top + r * ch + ch // 2)), mark) for x in range(img.width))
     ]
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-import time
+import subprocess
+import sys
 
 import optuna
 import torch
@@ -95,7 +96,8 @@ def test_publish_trial_never_raises(tmp_path, caplog):
     assert "nan at epoch 1" in get_note(trial)
 
 
-def test_publish_trial_is_cheap(tmp_path):
+def test_publish_trial_uploads_all_five_pictures(tmp_path):
+    # what the pictures cost is measured in benchmarks/bench_pictures.py, not timed here
     cfg = small_config(model={"latent_dim": 16, "hidden": [256, 128]})
     data = load_data(cfg.data)
     model = build_vae(cfg, data.shape)
@@ -113,7 +115,6 @@ def test_publish_trial_is_cheap(tmp_path):
         "kl_per_dim": torch.rand(epochs, 16).tolist(),
         "active_units": [16] * epochs,
     }
-    start = time.perf_counter()
     publish_trial(
         trial,
         store,
@@ -124,11 +125,15 @@ def test_publish_trial_is_cheap(tmp_path):
         outcome="complete",
         detail={"final": {"active_units": 16}},
     )
-    elapsed = time.perf_counter() - start
-    # all five pictures, for a model of the quickstart's size, well under a second (with slack
-    # for a loaded CI machine)
+    # all five pictures of a completed image trial reach the artifact store
     assert len(_pngs(study, study._storage.get_trial(trial._trial_id))) == 5
-    assert elapsed < 2.0, elapsed
+
+
+def test_a_worker_that_never_draws_does_not_import_matplotlib():
+    code = "import sys, vae_search.workers.worker, vae_search.dashboard.publish; print(sorted(m for m in sys.modules if m.startswith('matplotlib')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # the pictures import matplotlib when they draw, not when the worker starts
+    assert out.stdout.strip() == "[]"
 
 
 def test_the_artifact_listing_skips_entries_deleted_in_the_dashboard(tmp_path):

@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 
 from tests.dashboard.conftest import COLLAPSING, GOOD, MIXTURE
-from vae_search.dashboard.plot_style import HEIGHT
+from vae_search.dashboard.plot_style import HEIGHT, count_ticks
 from vae_search.dashboard.points import setting, trial_points
 from vae_search.dashboard.study_figures import (
     ACTIVE_VS_OBJECTIVE_ID,
@@ -211,3 +211,12 @@ def test_every_study_figure_fits_the_dashboards_box(finished_study):
         # is that high, and its legend sits right of the plot, not below it
         assert fig.layout.height == HEIGHT == 450
         assert fig.layout.legend.x >= 1 and fig.layout.legend.yanchor == "top"
+
+
+def test_count_ticks_are_whole_numbers():
+    # a handful of units: every count; more: steps of 2 or 5, never 2.5
+    assert count_ticks(0, 3) == [0, 1, 2, 3]
+    assert count_ticks(0, 16) == [0, 5, 10, 15]
+    assert count_ticks(3, 12) == [4, 6, 8, 10, 12]
+    # one count: that count alone
+    assert count_ticks(4, 4) == [4]

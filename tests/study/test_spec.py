@@ -371,7 +371,8 @@ def test_iwae_objective_needs_iwae_samples() -> None:
     with pytest.raises(ConfigError, match="run.eval.iwae_samples: objective nll_iwae needs at least 1"):
         StudySpec.from_dict({"study": "x", "run": {"eval": {"iwae_samples": 0}}}, source="s.yaml")
     # the -ELBO objective does not need the IWAE estimate
-    StudySpec.from_dict({"study": "x", "objective": "elbo", "run": {"eval": {"iwae_samples": 0}}})
+    StudySpec.from_dict({"study": "x", "objective": "elbo", "run": {"eval": {"iwae_samples": 0}},
+                         "space": {"schedule.beta": {"type": "float", "low": 0.5, "high": 2.0}}})
 
 
 def test_an_empty_list_choice_is_a_valid_condition(spec_dict) -> None:

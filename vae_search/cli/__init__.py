@@ -33,12 +33,25 @@ class _Group(click.Group):
 def main(verbose: int, quiet: bool) -> None:
     """Hyperparameter search for VAEs that fights posterior collapse."""
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
-    if verbose < 1:
-        logging.getLogger("optuna").setLevel(max(level, logging.WARNING))
+    configure_logging(level, optuna_level=level if verbose >= 1 else max(level, logging.WARNING))
+
+
+def configure_logging(level: int, optuna_level: int | None = None) -> None:
+    """One format for every line on stderr, ours and Optuna's, each saying which worker and
+    trial it comes from (``%(who)s``, see :mod:`vae_search.workers.context`)."""
+    import optuna.logging
+
+    from vae_search.workers.context import WhoFilter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(WhoFilter())
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s %(levelname)s %(who)s%(name)s: %(message)s", datefmt="%H:%M:%S"))
+    logging.basicConfig(level=level, handlers=[handler])
+    # Optuna's own handler prints "[I 2026-...]" lines with no worker: pass them to ours
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
+    logging.getLogger("optuna").setLevel(level if optuna_level is None else optuna_level)
 
 
 def _register() -> None:

@@ -38,11 +38,16 @@ def dashboard_cmd(
     It has no authentication: keep the default 127.0.0.1 and reach it from another machine
     through an SSH tunnel. Ctrl-C stops it.
     """
-    from vae_search.dashboard.server import dashboard_url, exposure_warning, serve
+    from vae_search.dashboard.server import dashboard_url, exposure_warning, port_problem, serve
     from vae_search.storage import redact, resolve_url
     from vae_search.storage.checkpoints import resolve_artifact_dir
+    from vae_search.storage.database import require_database
 
     url = resolve_url(storage)
+    require_database(url)  # never create an empty database to look at
+    problem = port_problem(host, port)  # before "open http://..." is printed
+    if problem:
+        raise VaeSearchError(problem)
     art = resolve_artifact_dir(artifact_dir)
     warning = exposure_warning(host, port)
     if warning:

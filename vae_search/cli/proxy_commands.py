@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from vae_search.cli.search_commands import _load_spec, _spec_arg, _storage_opt
+from vae_search.cli.search_commands import _load_spec, _spec_arg, _storage_opt, _study_name_opt
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +70,13 @@ def _interrupt(signum: int, frame: object) -> None:
 @click.command("create-study")
 @_spec_arg
 @_storage_opt
-@click.option("--no-data", is_flag=True, help="Do not check or download the spec's torchvision dataset.")
-def create_study_cmd(spec: Path, storage: str | None, no_data: bool) -> None:
+@_study_name_opt
+@click.option("--no-data", is_flag=True, help="Do not check or download the spec's dataset.")
+def create_study_cmd(spec: Path, storage: str | None, study_name: str | None, no_data: bool) -> None:
     """Create the study of SPEC in the storage (or check the existing one) and run no trial.
 
     For deployments that start the database, then the study, then the workers. It first checks
-    the spec's torchvision dataset, downloading it where allowed, so that workers sharing its
+    the spec's dataset, downloading a torchvision one where allowed, so that workers sharing its
     data.root find it there and do not race to download it. Running it again is harmless.
     """
     from optuna.trial import TrialState
@@ -84,7 +85,7 @@ def create_study_cmd(spec: Path, storage: str | None, no_data: bool) -> None:
     from vae_search.workers.preflight import fetch_data
     from vae_search.workers.worker import open_study
 
-    s = _load_spec(spec)
+    s = _load_spec(spec, study_name)
     if not no_data:
         fetch_data(s)
     study, url = open_study(s, storage)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -14,10 +15,16 @@ from vae_search.errors import StorageError, VaeSearchError
 
 log = logging.getLogger(__name__)
 
+SPEC_CHECKED = "VAE_SEARCH_SPEC_CHECKED"  # set by launch for its workers (vae_search.workers.launch)
+
 _spec_arg = click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 _storage_opt = click.option(
     "--storage", envvar="VAE_SEARCH_STORAGE", show_envvar=True,
     help="Study database URL: sqlite:///FILE (default sqlite:///vae_search.db) or postgresql://USER@HOST/DB.",
+)
+_study_name_opt = click.option(
+    "--study-name", help="Use this study name instead of the spec's `study:` (another study "
+    "from the same spec, in the same database).",
 )
 _artifact_opt = click.option(
     "--artifact-dir", envvar="VAE_SEARCH_ARTIFACTS", show_envvar=True,
@@ -25,10 +32,18 @@ _artifact_opt = click.option(
 )
 
 
-def _load_spec(path: Path):
+def _load_spec(path: Path, study_name: str | None = None):
     from vae_search.study.spec import StudySpec
 
-    return StudySpec.from_file(path)
+    spec = StudySpec.from_file(path)
+    if os.environ.get(SPEC_CHECKED) is None:  # a launcher's workers: the launcher said them
+        for w in spec.warnings:
+            log.warning("%s", w)
+    if study_name is not None:
+        if not study_name.strip():
+            raise VaeSearchError("--study-name: give a non-empty name")
+        spec.study = study_name
+    return spec
 
 
 def _load_study(study_name: str | None, storage: str | None):
@@ -36,8 +51,10 @@ def _load_study(study_name: str | None, storage: str | None):
     import optuna
 
     from vae_search.storage import open_storage, redact, resolve_url
+    from vae_search.storage.database import require_database
 
     url = resolve_url(storage)
+    require_database(url)  # reading a study never creates an empty database file
     st = open_storage(url)
     names = [s.study_name for s in optuna.get_all_study_summaries(st, include_best_trial=False)]
     if study_name is None:
@@ -55,13 +72,15 @@ def _load_study(study_name: str | None, storage: str | None):
 @_spec_arg
 @_storage_opt
 @_artifact_opt
+@_study_name_opt
 @click.option("--n-trials", type=click.IntRange(min=1), help="Run at most this many trials in this worker.")
 @click.option("--timeout", type=click.FloatRange(min=0), help="Start no new trial after this many seconds.")
 @click.option("--device", help="auto, cpu, cuda or cuda:K for every trial (default: the spec's).")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads per trial.")
 @click.option("--index", type=click.IntRange(min=0), help="Worker number: offsets the sampler seed (default: by process id).")
-def worker_cmd(spec: Path, storage: str | None, artifact_dir: str | None, n_trials: int | None,
-               timeout: float | None, device: str | None, threads: int | None, index: int | None) -> None:
+def worker_cmd(spec: Path, storage: str | None, artifact_dir: str | None, study_name: str | None,
+               n_trials: int | None, timeout: float | None, device: str | None, threads: int | None,
+               index: int | None) -> None:
     """Join the study of SPEC (creating it if missing) and run trials until its budget is met.
 
     First Ctrl-C or SIGTERM: finish the current trial, then exit. Second: stop now; the trial
@@ -70,7 +89,7 @@ def worker_cmd(spec: Path, storage: str | None, artifact_dir: str | None, n_tria
     from vae_search.dashboard.hooks import dashboard_hooks
     from vae_search.workers.worker import GracefulStop, WorkerOptions, run_worker
 
-    s = _load_spec(spec)
+    s = _load_spec(spec, study_name)
     opts = WorkerOptions(storage=storage, artifact_dir=artifact_dir, n_trials=n_trials, timeout=timeout,
                          device=device, threads=threads, index=index)
     from vae_search.cli.train_commands import step_progress
@@ -82,7 +101,7 @@ def worker_cmd(spec: Path, storage: str | None, artifact_dir: str | None, n_tria
         except KeyboardInterrupt:
             click.secho("worker stopped; its trial was re-queued", fg="yellow", err=True)
             sys.exit(130)
-    log.info("worker %s finished: trials %s", index, result.trials)
+    log.info("finished: trials %s", result.trials)
 
 
 @click.command("launch")
@@ -92,35 +111,44 @@ def worker_cmd(spec: Path, storage: str | None, artifact_dir: str | None, n_tria
 @click.option("--per-gpu", type=click.IntRange(min=1), default=1, show_default=True, help="Workers sharing one GPU.")
 @_storage_opt
 @_artifact_opt
+@_study_name_opt
 @click.option("--timeout", type=click.FloatRange(min=0), help="Each worker starts no trial after this many seconds.")
 @click.pass_context
 def launch_cmd(ctx: click.Context, spec: Path, workers: int, gpus: str | None, per_gpu: int,
-               storage: str | None, artifact_dir: str | None, timeout: float | None) -> None:
-    """Start local worker processes for SPEC, each on a GPU or a share of the CPU cores."""
-    codes = _launch(ctx, spec, workers, gpus, per_gpu, storage, artifact_dir, timeout)
-    if any(codes):
-        raise VaeSearchError(f"worker exit codes {codes}; see the log lines above")
+               storage: str | None, artifact_dir: str | None, study_name: str | None,
+               timeout: float | None) -> None:
+    """Start local worker processes for SPEC, each on a GPU or a share of the CPU cores, and
+    print the study's summary when they end."""
+    s, codes = _launch(ctx, spec, workers, gpus, per_gpu, storage, artifact_dir, timeout, study_name)
+    _closing_summary(s, storage, artifact_dir, codes)
 
 
 def _launch(ctx: click.Context, spec: Path, workers: int, gpus: str | None, per_gpu: int, storage: str | None,
-            artifact_dir: str | None, timeout: float | None) -> list[int]:
+            artifact_dir: str | None, timeout: float | None, study_name: str | None = None):
+    """Check the data, create the study, run the workers; return the spec and their exit codes."""
     from vae_search.storage import resolve_url
+    from vae_search.workers import budget
     from vae_search.workers.launch import launch, plan
     from vae_search.workers.preflight import fetch_data
     from vae_search.workers.progress import StudyProgress
-    from vae_search.workers.worker import open_study
+    from vae_search.workers.worker import budget_met_message, open_study
 
-    s = _load_spec(spec)
+    s = _load_spec(spec, study_name)
     url = resolve_url(storage)
-    fetch_data(s)  # download once, before the workers race to (a missing dataset: one line)
+    placements = plan(workers, gpus, per_gpu)
+    fetch_data(s)  # check or download once, before the study exists (a bad dataset: one line)
     study, _ = open_study(s, url)  # create the study once, before the workers race for it
-    progress = StudyProgress(study, s.n_trials)
+    left, running = budget.remaining(study, s.n_trials)
+    if left is not None and left <= 0 and running == 0:
+        log.warning("%s", budget_met_message(s.study, s.n_trials))  # not once per worker
+        return s, []
+    progress = StudyProgress(study, s.n_trials, epochs=s.base_run().epochs)
     verbose = ctx.find_root().params.get("verbose", 0)
     # on a terminal the progress line replaces the workers' per-epoch log lines
     verbose = verbose if not progress.tty else -1
     try:
-        return launch(spec, plan(workers, gpus, per_gpu), storage=url, artifact_dir=artifact_dir,
-                      timeout=timeout, verbose=verbose, monitor=progress.update)
+        return s, launch(spec, placements, storage=url, artifact_dir=artifact_dir, timeout=timeout,
+                         verbose=verbose, monitor=progress.update, study_name=study_name)
     finally:
         progress.update()
         progress.close()
@@ -133,19 +161,24 @@ def _launch(ctx: click.Context, spec: Path, workers: int, gpus: str | None, per_
 @click.option("--per-gpu", type=click.IntRange(min=1), default=1, show_default=True)
 @_storage_opt
 @_artifact_opt
+@_study_name_opt
 @click.pass_context
 def run_cmd(ctx: click.Context, spec: Path, workers: int, gpus: str | None, per_gpu: int,
-            storage: str | None, artifact_dir: str | None) -> None:
+            storage: str | None, artifact_dir: str | None, study_name: str | None) -> None:
     """The whole search in one command: create the study of SPEC, run local workers to its
     budget, print a summary and the command that opens the dashboard."""
+    s, codes = _launch(ctx, spec, workers, gpus, per_gpu, storage, artifact_dir, None, study_name)
+    _closing_summary(s, storage, artifact_dir, codes)
+
+
+def _closing_summary(s, storage: str | None, artifact_dir: str | None, codes: list[int]) -> None:
+    """What ``run`` and ``launch`` print when the workers end: the summary, the commands that
+    open the dashboard and export the best trial; then the workers' failure, if any."""
+    from vae_search.results.summary import summarize
     from vae_search.storage import redact
     from vae_search.storage.checkpoints import resolve_artifact_dir
 
-    codes = _launch(ctx, spec, workers, gpus, per_gpu, storage, artifact_dir, None)
-    s = _load_spec(spec)
     study, url = _load_study(s.study, storage)
-    from vae_search.results.summary import summarize
-
     click.echo(_format_summary(summarize(study).to_dict()))
     art = resolve_artifact_dir(artifact_dir)
     # commands to paste: a URL with a password is left to VAE_SEARCH_STORAGE, never printed
@@ -169,6 +202,10 @@ def _format_summary(d: dict) -> str:
         f"performance {d['pruned']['performance']})   failed {st['FAIL']}   running {st['RUNNING']}   "
         f"waiting {st['WAITING']}",
     ]
+    p = d["pruned"]
+    if p["collapse"]:
+        lines.append(f"  collapse pruning stopped {p['collapse']} trial(s) early: {p['collapse_epochs_saved']} of "
+                     f"their {p['collapse_epochs_planned']} epochs were not trained")
     b = d["best"]
     if b is None:
         lines.append("  best: no completed trial yet")

@@ -133,13 +133,13 @@ def trial_note(
                 "Its validation −ELBO at β = 1 was worse than the performance pruner "
                 "allows at this epoch."
             )
-        lines.append(_figures(history, epoch))
+        lines.append(_figures(history, epoch, config.eval.batch_size))
     elif outcome == "failed":
         done = len(history.get("elbo") or [])
         lines.append(f"### Trial {number}: failed")
         lines.append(f"Reason: `{info.get('fail_reason', 'not recorded')}`")
         lines.append(
-            f"Epochs finished before it: {done}." + (" " + _figures(history, None) if done else "")
+            f"Epochs finished before it: {done}." + (" " + _figures(history, None, config.eval.batch_size) if done else "")
         )
     else:
         final = info.get("final") or {}
@@ -159,7 +159,7 @@ def trial_note(
         if "kl" in final:
             figures.append(f"KL {_num(final['kl'])}")
         if "mutual_info" in final:
-            figures.append(f"mutual information {_num(final['mutual_info'])} nats")
+            figures.append(f"mutual information {mutual_info_text(final['mutual_info'], config.eval.batch_size)}")
         if figures:
             lines.append(" · ".join(figures))
     lines.append(f"Active units per epoch: {_trajectory(au)}")
@@ -200,10 +200,33 @@ def _span(first: int, last: int) -> str:
     return str(last) if first == last else f"{first}–{last}"
 
 
-def _figures(history: Mapping[str, Any], epoch: int | None) -> str:
+def _figures(history: Mapping[str, Any], epoch: int | None, eval_batch: int) -> str:
     where = f"at epoch {epoch}" if epoch else "at the last epoch"
     return (
         f"{where.capitalize()}: β {_num(_at(history, 'beta', epoch), 3)}, validation −ELBO "
         f"(β = 1) {_num(_at(history, 'elbo', epoch))} nats, KL {_num(_at(history, 'kl', epoch))}"
-        f" nats, mutual information {_num(_at(history, 'mutual_info', epoch))} nats."
+        f" nats, mutual information {mutual_info_text(_at(history, 'mutual_info', epoch), eval_batch)}."
     )
+
+
+NEAR_CEILING = 0.95  # share of log(batch) from which the MI estimate is called saturated
+
+
+def mutual_info_text(value: Any, eval_batch: int) -> str:
+    """The He et al. (2019) I(x; z) estimate as a reader should take it.
+
+    The estimate averages over one evaluation batch of ``b`` examples, so it lies in
+    ``[0, log b]`` up to sampling noise: a negative value is noise around 0 (a collapsed
+    encoder carries no information), and a value near ``log b`` says only that I(x; z) is at
+    least about that much (the estimator cannot tell more; a larger ``eval.batch_size`` leaves
+    room).
+    """
+    if not isinstance(value, (int, float)):
+        return "? nats"
+    ceiling = math.log(eval_batch) if eval_batch > 1 else 0.0
+    if value < 0:
+        return f"≈ 0 nats (the estimate {value:.2f} is noise around 0)"
+    if ceiling and value >= NEAR_CEILING * ceiling:
+        return (f"{value:.2f} nats, at the estimator's ceiling log {eval_batch} = {ceiling:.2f} "
+                f"(it cannot tell more; raise eval.batch_size for room)")
+    return f"{value:.2f} nats"

@@ -8,6 +8,7 @@ password.
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 from pathlib import Path
@@ -30,6 +31,21 @@ def exposure_warning(host: str, port: int) -> str | None:
         "can read, change and delete the studies in this storage. Bind 127.0.0.1 and use an "
         "SSH tunnel (ssh -L 8080:127.0.0.1:8080 HOST) to reach it from elsewhere."
     )
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why the dashboard cannot listen on ``host:port`` (None: it can), found by binding it
+    for a moment as the server will (``SO_REUSEADDR``), before anything says it is listening."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            return f"port {port} on {host} is in use; pick another with --port"
+        return f"cannot serve on {host}:{port}: {e.strerror or e}"
+    return None
 
 
 def dashboard_url(host: str, port: int) -> str:

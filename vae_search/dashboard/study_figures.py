@@ -20,9 +20,8 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
-from vae_search.dashboard.plot_style import TEMPLATE, fitted_layout
+from vae_search.dashboard.plot_style import TEMPLATE, count_ticks, fitted_layout, log_ticks
 from vae_search.dashboard.points import TrialPoint, trial_points
-from vae_search.dashboard.ticks import log_ticks, nice_ticks
 from vae_search.study.objectives import objective_label
 
 if TYPE_CHECKING:
@@ -159,14 +158,7 @@ def collapse_map(points: list[TrialPoint], title: str = "") -> go.Figure:
     _collapse_map_axes(fig, usable)
     fig.layout.template = TEMPLATE  # assigned, not updated: an update merges into the default
     if not usable:
-        fig.add_annotation(
-            text=unplotted_message(points),
-            showarrow=False,
-            x=0.5,
-            y=0.5,
-            xref="paper",
-            yref="paper",
-        )
+        _message(fig, unplotted_message(points))
     return fig
 
 
@@ -201,6 +193,11 @@ def _collapse_map_axes(fig: go.Figure, usable: list[TrialPoint]) -> None:
             title_standoff=4,
             **(betas.axis() if betas else {"type": "log"}),
         )
+
+
+def _message(fig: go.Figure, text: str) -> None:
+    """``text`` in the middle of an empty figure."""
+    fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
 
 
 def _blank(fig: go.Figure) -> None:
@@ -251,14 +248,7 @@ def active_vs_objective(points: list[TrialPoint], objective: str = "objective va
     if not done:
         _blank(fig)
         left = _state_counts(points)
-        fig.add_annotation(
-            text="no completed trial yet" + (f" ({left})" if left else ""),
-            showarrow=False,
-            x=0.5,
-            y=0.5,
-            xref="paper",
-            yref="paper",
-        )
+        _message(fig, "no completed trial yet" + (f" ({left})" if left else ""))
     return fig
 
 
@@ -266,8 +256,8 @@ def _count_axis(counts: list[int]) -> dict[str, Any]:
     """Whole-number ticks for a count (plotly would put some at 2.5)."""
     if not counts:
         return {}
-    ticks = nice_ticks(min(counts), max(counts), 6, integer=True)
-    return {"tickvals": ticks, "ticktext": [str(int(t)) for t in ticks]}
+    ticks = count_ticks(min(counts), max(counts))
+    return {"tickvals": ticks, "ticktext": [str(t) for t in ticks]}
 
 
 def _beta_colour_scale(points: list[TrialPoint]) -> dict[str, Any]:

@@ -2,34 +2,46 @@
 
 Curves and the KL heatmap need only the trial's ``history`` (so pruned and failed trials get
 them too); reconstructions, prior samples and latent traversals need the trained model and
-image data. Every function returns a PIL image ready to save as PNG.
+image data. Every picture function returns a PIL image ready to save as PNG. Curves and the
+heatmap are drawn with matplotlib (:mod:`~vae_search.dashboard.plots`);
+``training_curves_figure`` and ``kl_heatmap_figure`` return the matplotlib figures themselves,
+to restyle or save otherwise. The image grids are PIL with the same font
+(:mod:`~vae_search.dashboard.grids`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 from torchvision.utils import make_grid
 
-from vae_search.dashboard.canvas import (
-    BACKGROUND,
+from vae_search.dashboard.grids import captioned, labelled_grid
+from vae_search.dashboard.panels import Marker, Series, heatmap, line_panel
+from vae_search.dashboard.plots import (
     MUTED,
     PALETTE,
-    captioned,
-    draw_text,
+    caption,
+    caption_height,
+    caption_width,
+    figure,
     fmt,
-    text_size,
+    panel_box,
+    render,
+    styled,
+    text_at,
     to_image,
     upscale,
 )
-from vae_search.dashboard.charts import Marker, Series, heatmap, line_panel
 from vae_search.metrics import active_units
 from vae_search.model import VAE
 from vae_search.pictures import reconstruction_grid, sample_grid
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # a traversal of z_d spans the mean of E_q[z_d] over the data ± this many of its standard
 # deviations: the region the decoder was trained on, whatever the prior's own scale
@@ -40,14 +52,18 @@ TRAVERSAL_STEPS = 7
 KL_SCALE_MIN = 1.0  # nats: the KL heatmap's colour scale never tops out below this
 
 
-def training_curves(
+PANEL = (380, 240)  # px: one panel of the training curves
+
+
+@styled
+def training_curves_figure(
     history: Mapping[str, Sequence[Any]],
     *,
     latent_dim: int,
     active_units: Sequence[int] | None = None,
     title: str = "training curves",
     subtitle: str = "",
-) -> Image.Image:
+) -> Figure:
     """Four panels over the epochs: -ELBO (β = 1) and reconstruction, KL and mutual
     information, active units out of ``latent_dim``, and β. A pruned trial's history ends at
     the epoch it was pruned."""
@@ -59,48 +75,65 @@ def training_curves(
         vals = list(history.get(key) or [])
         return vals + [None] * (n - len(vals))
 
-    panels = [
-        line_panel(
-            "validation −ELBO (β = 1) and reconstruction, nats",
-            xs,
-            [
-                Series("−ELBO", col("elbo"), PALETTE[0]),
-                Series("reconstruction −log p(x|z)", col("recon"), PALETTE[2], dashed=True),
-            ],
-        ),
-        line_panel(
-            "KL and mutual information I(x; z), nats",
-            xs,
-            [
-                Series("KL(q(z|x) ‖ p(z))", col("kl"), PALETTE[1]),
-                Series("mutual information", col("mutual_info"), PALETTE[3], dashed=True),
-            ],
-            y_floor=0.0,
-        ),
-        line_panel(
-            f"active units (of {latent_dim})",
-            xs,
-            [
-                Series("active units", (au + [None] * n)[:n], PALETTE[2]),
-            ],
-            markers=[Marker(latent_dim, f"latent size {latent_dim}")],
-            y_floor=0.0,
-            integer_y=True,
-        ),
-        line_panel(
-            "β: weight of the KL term",
-            xs,
-            [
-                Series("β", col("beta"), PALETTE[4]),
-            ],
-            y_floor=0.0,
-        ),
-    ]
-    w, h = panels[0].size
-    grid = Image.new("RGB", (2 * w, 2 * h), BACKGROUND)
-    for i, p in enumerate(panels):
-        grid.paste(p, ((i % 2) * w, (i // 2) * h))
-    return captioned(grid, title, subtitle)
+    head = caption_height(title, subtitle)
+    fig = figure(max(2 * PANEL[0], caption_width(title, subtitle)), head + 2 * PANEL[1])
+    caption(fig, title, subtitle)
+    nats, kl, units, beta = (
+        fig.add_axes(panel_box(fig, (i % 2) * PANEL[0], head + (i // 2) * PANEL[1], PANEL))
+        for i in range(4)
+    )
+    line_panel(
+        nats,
+        "validation −ELBO (β = 1) and reconstruction, nats",
+        xs,
+        [
+            Series("−ELBO", col("elbo"), PALETTE[0]),
+            Series("reconstruction −log p(x|z)", col("recon"), PALETTE[2], dashed=True),
+        ],
+    )
+    line_panel(
+        kl,
+        "KL and mutual information I(x; z), nats",
+        xs,
+        [
+            Series("KL(q(z|x) ‖ p(z))", col("kl"), PALETTE[1]),
+            Series("mutual information", col("mutual_info"), PALETTE[3], dashed=True),
+        ],
+        y_floor=0.0,
+    )
+    line_panel(
+        units,
+        f"active units (of {latent_dim})",
+        xs,
+        [Series("active units", (au + [None] * n)[:n], PALETTE[2])],
+        markers=[Marker(latent_dim, f"latent size {latent_dim}")],
+        y_floor=0.0,
+        integer_y=True,
+    )
+    line_panel(
+        beta, "β: weight of the KL term", xs, [Series("β", col("beta"), PALETTE[4])], y_floor=0.0
+    )
+    return fig
+
+
+def training_curves(
+    history: Mapping[str, Sequence[Any]],
+    *,
+    latent_dim: int,
+    active_units: Sequence[int] | None = None,
+    title: str = "training curves",
+    subtitle: str = "",
+) -> Image.Image:
+    """:func:`training_curves_figure` as an image."""
+    return render(
+        training_curves_figure(
+            history,
+            latent_dim=latent_dim,
+            active_units=active_units,
+            title=title,
+            subtitle=subtitle,
+        )
+    )
 
 
 def kl_matrix(kl_per_dim: Sequence[Sequence[float]]) -> torch.Tensor:
@@ -113,6 +146,52 @@ def kl_matrix(kl_per_dim: Sequence[Sequence[float]]) -> torch.Tensor:
         vals = torch.tensor([float(v) if v is not None else math.nan for v in row])
         m[: len(row), e] = vals
     return m
+
+
+@styled
+def kl_heatmap_figure(
+    kl_per_dim: Sequence[Sequence[float]],
+    *,
+    active_units: Sequence[int] | None = None,
+    unit_variance: Sequence[float] | None = None,
+    au_threshold: float = 0.01,
+    title: str = "KL per latent dimension",
+    subtitle: str = "",
+) -> tuple[Figure, tuple[int, int, int, int] | None]:
+    """:func:`kl_heatmap` as a figure, with where its cells are (``(left, top, cell width,
+    cell height)`` in pixels; None when no epoch finished)."""
+    m = kl_matrix(kl_per_dim).clamp_min(0)
+    head = caption_height(title, subtitle)
+    if m.numel() == 0:
+        fig = figure(max(360, caption_width(title, subtitle)), head + 60)
+        caption(fig, title, subtitle)
+        text_at(fig, 10, head + 10, "no epoch finished", color=MUTED)
+        return fig, None
+    dims, epochs = m.shape
+    finite = m[torch.isfinite(m)]
+    vmax = max(KL_SCALE_MIN, float(finite.max()) if finite.numel() else 0.0)
+    notes = [f"colour: 0 to max({KL_SCALE_MIN:g} nat, largest KL) = {fmt(vmax)} nats"]
+    marks = None
+    if unit_variance is not None and len(unit_variance) == dims:
+        marks = [not (float(v) > au_threshold) for v in unit_variance]  # NaN: inactive
+        notes.append(f"× inactive at the end: Var_x E[z_d] ≤ {au_threshold:g}")
+    fig, grid = heatmap(
+        m,
+        title="validation KL of each z_d, nats (black: KL ≈ 0)",
+        xlabel="epoch",
+        ylabel="latent dim",
+        row_labels=[f"z{d}" for d in range(dims)],
+        col_labels=[str(e + 1) for e in range(epochs)],
+        colorbar_label="KL, nats",
+        vmax=vmax,
+        footer=("active", [str(a) for a in active_units] + [""] * epochs) if active_units else None,
+        row_marks=marks,
+        notes=notes,
+        head=head,
+        min_width=caption_width(title, subtitle),
+    )
+    caption(fig, title, subtitle)
+    return fig, grid
 
 
 def kl_heatmap(
@@ -128,34 +207,21 @@ def kl_heatmap(
     linear scale from 0 (black) to at least :data:`KL_SCALE_MIN` nats: a collapsed trial, all
     of whose KLs are small, stays dark instead of being stretched to its own maximum.
     ``active_units`` (per epoch) is written under the epochs; with ``unit_variance`` (the last
-    epoch's Var_x E[z_d]) the units at or below ``au_threshold``, inactive, get a ×."""
-    m = kl_matrix(kl_per_dim).clamp_min(0)
-    if m.numel() == 0:
-        img = Image.new("RGB", (360, 60), BACKGROUND)
-        draw_text(ImageDraw.Draw(img), (10, 20), "no epoch finished", fill=MUTED)
-        return captioned(img, title, subtitle)
-    dims, epochs = m.shape
-    finite = m[torch.isfinite(m)]
-    vmax = max(KL_SCALE_MIN, float(finite.max()) if finite.numel() else 0.0)
-    notes = [f"colour: 0 to max({KL_SCALE_MIN:g} nat, largest KL) = {fmt(vmax)} nats"]
-    marks = None
-    if unit_variance is not None and len(unit_variance) == dims:
-        marks = [not (float(v) > au_threshold) for v in unit_variance]  # NaN: inactive
-        notes.append(f"× inactive at the end: Var_x E[z_d] ≤ {au_threshold:g}")
-    chart = heatmap(
-        m,
-        title="validation KL of each z_d, nats (black: KL ≈ 0)",
-        xlabel="epoch",
-        ylabel="latent dim",
-        row_labels=[f"z{d}" for d in range(dims)],
-        col_labels=[str(e + 1) for e in range(epochs)],
-        colorbar_label="KL, nats",
-        vmax=vmax,
-        footer=("active", [str(a) for a in active_units] + [""] * epochs) if active_units else None,
-        row_marks=marks,
-        notes=notes,
+    epoch's Var_x E[z_d]) the units at or below ``au_threshold``, inactive, get a ×.
+
+    The image's ``info["grid"]`` is ``(left, top, cell width, cell height)`` in pixels."""
+    fig, grid = kl_heatmap_figure(
+        kl_per_dim,
+        active_units=active_units,
+        unit_variance=unit_variance,
+        au_threshold=au_threshold,
+        title=title,
+        subtitle=subtitle,
     )
-    return captioned(chart, title, subtitle)
+    img = render(fig)
+    if grid is not None:
+        img.info["grid"] = grid  # where the cells are, for readers and tests
+    return img
 
 
 def last_unit_variance(history: Mapping[str, Any], final: Mapping[str, Any]) -> list[float] | None:
@@ -264,22 +330,13 @@ def traversal_picture(
     # rows at the floor are not "± 3 sd" wide: say so, the column heads do not hold for them
     floored = ((high - low) / 2 <= TRAVERSAL_MIN_HALF_WIDTH * (1 + 1e-6)).tolist()
     labels = [_row_label(r, low, high, kl_last, floored[r]) for r in range(d)]
-    left, top = 16 + max(text_size(s, 11)[0] for s in labels), 22
-    img = Image.new("RGB", (left + big.width + 10, top + big.height + 6), BACKGROUND)
-    img.paste(big, (left, top))
-    draw = ImageDraw.Draw(img)
-    draw_text(draw, (left + cell / 2, top - 4), "input", size=11, fill=MUTED, anchor="md")
-    for j, head in enumerate(_column_labels(span, steps)):
-        draw_text(draw, (left + (j + 1.5) * cell, top - 4), head, size=11, anchor="md")
-    for r, label in enumerate(labels):
-        draw_text(draw, (left - 8, top + (r + 0.5) * cell), label, size=11, anchor="rm")
-    return captioned(
-        img,
-        "latent traversals (rows: latent dims, each over its own range of z_d)",
+    title = "latent traversals (rows: latent dims, each over its own range of z_d)"
+    subtitle = (
         (example or "a validation example") + f"; z_d from the mean of E_q[z_d] over "
         f"{data.reshape(-1, *model.shape).shape[0]} validation examples ± {span:g} sd "
-        f"(at least ± {TRAVERSAL_MIN_HALF_WIDTH:g}); other dims at the example's posterior mean",
+        f"(at least ± {TRAVERSAL_MIN_HALF_WIDTH:g}); other dims at the example's posterior mean"
     )
+    return labelled_grid(big, cell, labels, _column_labels(span, steps), title, subtitle)
 
 
 def _row_label(

@@ -43,12 +43,19 @@ class StudySummary:
     pruned_performance: int
     best: dict[str, Any] | None
     running: list[dict[str, Any]]
+    collapse_epochs_saved: int = 0  # epochs the collapse-pruned trials did not train
+    collapse_epochs_planned: int = 0  # ... of the epochs those trials were configured for
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "study": self.name,
             "states": self.states,
-            "pruned": {"collapse": self.pruned_collapse, "performance": self.pruned_performance},
+            "pruned": {
+                "collapse": self.pruned_collapse,
+                "performance": self.pruned_performance,
+                "collapse_epochs_saved": self.collapse_epochs_saved,
+                "collapse_epochs_planned": self.collapse_epochs_planned,
+            },
             "best": self.best,
             "running": self.running,
         }
@@ -73,13 +80,16 @@ def summarize(study: optuna.Study) -> StudySummary:
     for t in trials:
         states[t.state.name] += 1
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
-    collapse = sum(t.user_attrs.get("prune_reason") == "collapse" for t in pruned)
+    by_collapse = [t for t in pruned if t.user_attrs.get("prune_reason") == "collapse"]
+    collapse = len(by_collapse)
+    planned = [trial_epochs(t) or 0 for t in by_collapse]
+    saved = sum(max(0, e - epochs_trained(t)) for t, e in zip(by_collapse, planned) if e)
     best_list = best_trials(study)
     running = [
         {
             "number": t.number,
             "epoch": len(t.intermediate_values),  # reported every epoch; the attrs lag
-            "epochs": (t.user_attrs.get("config") or {}).get("epochs"),
+            "epochs": trial_epochs(t),
             "params": t.params,
         }
         for t in trials
@@ -92,4 +102,22 @@ def summarize(study: optuna.Study) -> StudySummary:
         pruned_performance=len(pruned) - collapse,
         best=trial_info(best_list[0]) if best_list else None,
         running=running,
+        collapse_epochs_saved=saved,
+        collapse_epochs_planned=sum(planned),
     )
+
+
+def epochs_trained(t: FrozenTrial) -> int:
+    """The epochs a (pruned) trial trained: its ``pruned_epoch``, else its last reported step,
+    else the length of its active-unit history."""
+    if t.user_attrs.get("pruned_epoch"):
+        return int(t.user_attrs["pruned_epoch"])
+    if t.intermediate_values:
+        return max(t.intermediate_values)
+    return len(t.user_attrs.get("active_units") or [])
+
+
+def trial_epochs(t: FrozenTrial) -> int | None:
+    """The epochs a trial was configured for (its compact ``epochs`` attribute, or the inline
+    ``config`` of studies written before it existed)."""
+    return t.user_attrs.get("epochs") or (t.user_attrs.get("config") or {}).get("epochs")

@@ -80,7 +80,7 @@ def open_storage(
             "max_overflow": 1,
             "connect_args": {"connect_timeout": 10},
         }
-    _log.info("opening study storage %s", redact(url))
+    _log.debug("opening study storage %s", redact(url))  # an error after it would be line 2
     for attempt in range(5):
         try:
             with warnings.catch_warnings():
@@ -96,6 +96,26 @@ def open_storage(
         except Exception as e:
             raise translate(e, url) from e
     raise AssertionError("unreachable")
+
+
+def require_database(url: str) -> None:
+    """Raise a StorageError when ``url`` is a SQLite file that does not exist.
+
+    For the commands that only read a study (``status``, ``export``, ``report``,
+    ``dashboard``): opening the storage would create an empty database file and then report
+    that it holds no study.
+    """
+    url = normalise(url)
+    if url.startswith("grpc://"):
+        return
+    parsed = make_url(url)
+    db = parsed.database
+    if parsed.drivername.startswith("sqlite") and db and db != ":memory:" and not db.startswith("file:"):
+        if not Path(db).is_file():
+            raise StorageError(
+                f"no study database at {db}: run a study first (vae-search run SPEC) or point "
+                f"--storage / VAE_SEARCH_STORAGE at its database"
+            )
 
 
 def _is_creation_race(error: Exception) -> bool:

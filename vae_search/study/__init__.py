@@ -3,6 +3,7 @@
 - :mod:`~vae_search.study.spec`: the study spec (YAML), every problem reported at once; the
   sampler and the pruner every worker builds from it; a trial turned into a run config;
 - :mod:`~vae_search.study.space`: the search space over dotted run-config paths;
+- :mod:`~vae_search.study.checks`: specs that cannot do what they say, refused or warned about;
 - :mod:`~vae_search.study.collapse`: when a trial is collapsed, the collapse pruner, the
   collapse constraint;
 - :mod:`~vae_search.study.pruning`: the spec's ``pruner:`` section and the pruner it builds;

@@ -20,7 +20,8 @@ Shape (every key but ``study`` has a default; unknown keys are errors)::
     run: {...}                 # partial RunConfig, merged over RunConfig() defaults
     space: {...}               # dotted RunConfig paths -> distributions (vae_search.study.space)
 
-Everything is checked when the file is loaded, not in trial 7: the run config, every space key
+Everything is checked when the file is loaded, not in trial 7 (and a spec that cannot do what
+it says is refused or warned about, see :mod:`vae_search.study.checks`): the run config, every space key
 (a real RunConfig field), every categorical choice and numeric bound (the RunConfig built at that
 value must be valid), ``when`` conditions, and sampler / pruner options (the Optuna objects are
 built once, and the sampler proposes the space for a few trials of a throwaway in-memory study,
@@ -62,6 +63,7 @@ from optuna.trial import TrialState
 from vae_search._typed import from_dict
 from vae_search.config import RunConfig, load_yaml, merge, resolve_factory_path
 from vae_search.errors import ConfigError
+from vae_search.study import checks as _checks
 from vae_search.study import space as _space
 from vae_search.study.pruning import (
     PerformanceSpec,
@@ -154,6 +156,7 @@ class StudySpec:
     space: dict[str, Any] = field(default_factory=dict)
     params: list[_space.Param] = field(default_factory=list, init=False)
     source: str = field(default="study spec", init=False)
+    warnings: list[str] = field(default_factory=list, init=False)  # see vae_search.study.checks
     _base: RunConfig = field(default_factory=RunConfig, init=False, repr=False)
 
     def problems(self) -> list[str]:
@@ -194,8 +197,11 @@ class StudySpec:
             problems += _pruner_problems(perf, run.epochs if run is not None else 1)
         if raw.get("objective", "nll_iwae") == "nll_iwae":
             problems += _iwae_problems(run, params)
+        if space_raw is None or isinstance(space_raw, dict):
+            problems += _checks.refusals(run, params, space_raw)
         if spec is not None and run is not None:
             spec.source, spec.params, spec._base = source, params, run
+            spec.warnings = [f"{source}: {w}" for w in _checks.warnings_for(spec.pruner, run.epochs, spec.n_trials)]
         if spec is None or problems:
             raise ConfigError(f"{source}: " + "; ".join(problems))
         return spec

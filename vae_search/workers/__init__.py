@@ -8,5 +8,6 @@
 - :mod:`~vae_search.workers.preflight`: what every trial needs, checked before the study is
   touched;
 - :mod:`~vae_search.workers.launch`: N local worker processes, pinned to GPUs or CPU cores;
-- :mod:`~vae_search.workers.progress`: the progress line for people watching a terminal.
+- :mod:`~vae_search.workers.progress`: the progress line for people watching a terminal;
+- :mod:`~vae_search.workers.context`: which worker and trial a log line comes from.
 """

@@ -2,8 +2,8 @@
 
 Workers run in their own sessions so that a terminal's Ctrl-C reaches them once, through the
 launcher: the first signal asks every worker to finish its trial, the second to stop now (each
-re-queues its trial). Each worker's output goes to the launcher's stderr, prefixed by the
-worker's index in its log lines.
+re-queues its trial). Each worker's output goes to the launcher's stderr; every log line of a
+worker says which worker and trial it comes from (:mod:`vae_search.workers.context`).
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ def worker_command(
     artifact_dir: str | None,
     timeout: float | None,
     verbose: int,
+    study_name: str | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     cmd = [
         sys.executable,
@@ -110,10 +111,13 @@ def worker_command(
         str(p.index),
     ]
     env = dict(os.environ)
+    env["VAE_SEARCH_SPEC_CHECKED"] = "1"  # the launcher warned about the spec: not once per worker
     if storage:  # through the environment: a password on a command line shows in `ps`
         env["VAE_SEARCH_STORAGE"] = storage
     if artifact_dir:
         cmd += ["--artifact-dir", artifact_dir]
+    if study_name:
+        cmd += ["--study-name", study_name]
     if timeout:
         cmd += ["--timeout", str(timeout)]
     if p.threads is not None:
@@ -138,15 +142,18 @@ def launch(
     verbose: int = 0,
     poll: float = 0.5,
     monitor: Callable[[], None] | None = None,
+    study_name: str | None = None,
 ) -> list[int]:
     """Run the workers to the end; return their exit codes. Signals are forwarded (see above).
 
-    ``monitor`` is called about every second while they run (the progress line).
+    ``monitor`` is called about every second while they run (the progress line);
+    ``study_name`` replaces the spec's ``study:`` in every worker.
     """
     procs = []
     for p in placements:
         cmd, env = worker_command(
-            spec, p, storage=storage, artifact_dir=artifact_dir, timeout=timeout, verbose=verbose
+            spec, p, storage=storage, artifact_dir=artifact_dir, timeout=timeout, verbose=verbose,
+            study_name=study_name,
         )
         procs.append(subprocess.Popen(cmd, env=env, start_new_session=True))
         where = f"GPU {p.gpu}" if p.gpu is not None else f"CPU, {p.threads} thread(s)"

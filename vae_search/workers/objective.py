@@ -52,6 +52,7 @@ from vae_search.study.collapse import prune_reason, record_collapse_constraint
 from vae_search.study.spec import StudySpec, sample_run
 from vae_search.train import EpochMetrics, train
 from vae_search.train.loop import ProgressFn
+from vae_search.workers.context import set_trial
 from vae_search.workers.hooks import Outcome, TrialEnd, WorkerHooks
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,13 @@ class Objective:
         return record_factory_hash(cfg)
 
     def __call__(self, trial: optuna.Trial) -> float:
+        set_trial(trial.number)  # the log lines of this trial say so
+        try:
+            return self._run(trial)
+        finally:
+            set_trial(None)
+
+    def _run(self, trial: optuna.Trial) -> float:
         if self.on_trial_start is not None:
             self.on_trial_start(trial)
         with warnings.catch_warnings():  # "experimental" since Optuna 2.8
@@ -189,9 +197,9 @@ class Objective:
                     "prune_reason": reason, "pruned_epoch": m.epoch,
                     "pruned_active_units": m.active_units,
                 })
-                raise optuna.TrialPruned(
-                    f"{reason} at epoch {m.epoch}: {m.active_units}/{cfg.model.latent_dim} active units"
-                )
+                message = pruned_message(reason, m.epoch, m.active_units, cfg.model.latent_dim, threshold)
+                log.info("pruned (%s)", message)  # Optuna's own line shows only with -v
+                raise optuna.TrialPruned(message)
 
         data = self.data_for(cfg)
         if data.vocab is not None and cfg.data.vocab is None:
@@ -237,6 +245,8 @@ class Objective:
         self._constraint(trial, final["active_units"], threshold)
         value = final["nll_iwae"] if self.spec.objective == "nll_iwae" else final["elbo"]
         self._publish(trial, cfg, history.values, "complete", {"final": final, "value": value}, result)
+        log.info("complete: %s %.3f, %s/%d active units", self.spec.objective, value,
+                 final.get("active_units"), cfg.model.latent_dim)
         return float(value)
 
     def _fail(self, trial: optuna.Trial, reason: str, cfg: RunConfig, history: TrialHistory) -> float:
@@ -269,6 +279,15 @@ class Objective:
             detail=detail, model=result.model if result is not None else None,
             data=self.data_for(cfg) if result is not None else None,
         ))
+
+
+def pruned_message(reason: str, epoch: int, active_units: int, latent_dim: int, threshold: float) -> str:
+    """Why a trial was pruned, as Optuna logs it: the cause first, the active units as a fact
+    (a performance prune of a trial with every unit active is about its -ELBO, not its units)."""
+    if reason == "collapse":
+        return (f"collapse: only {active_units}/{latent_dim} latent units active at epoch {epoch} "
+                f"(needs {threshold:g})")
+    return f"performance: -ELBO worse than the pruner's cut at epoch {epoch} (active units {active_units}/{latent_dim})"
 
 
 def _data_key(cfg: DataConfig) -> str:

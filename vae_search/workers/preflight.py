@@ -3,9 +3,9 @@
 A worker that cannot train (``device: cuda`` on a machine without CUDA, a dataset that is
 missing and cannot be downloaded) would otherwise join the study, fail its first trial with
 Optuna's traceback and leave a FAIL behind, once per worker and per restart. The preflight
-turns those into one line before anything is written; it also downloads a torchvision dataset
-once, before several workers race to download it into the same folder (:func:`fetch_data`:
-``run``, ``launch``, ``create-study``).
+turns those into one line before anything is written; it also checks the dataset once, and
+downloads a torchvision dataset before several workers race to download it into the same
+folder (:func:`fetch_data`: ``run``, ``launch``, ``create-study``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 
 from vae_search.config import RunConfig, merge
 from vae_search.data import DataSplits, load_data
-from vae_search.data.vision import SOURCES
 from vae_search.errors import ConfigError
 from vae_search.study.spec import StudySpec
 from vae_search.train.loop import device_problem
@@ -43,7 +42,7 @@ def check_device(spec: StudySpec, overrides: dict[str, Any] | None = None) -> No
 def prepare_data(spec: StudySpec, overrides: dict[str, Any] | None = None) -> DataSplits:
     """Load (and where allowed download) the spec's dataset; a DataError names the fix."""
     cfg = trial_base(spec, overrides).data
-    log.info("checking the data of study %r (%s)", spec.study, cfg.name)
+    log.debug("checking the data of study %r (%s)", spec.study, cfg.name)
     return load_data(cfg)
 
 
@@ -75,10 +74,17 @@ def check_model(cfg: RunConfig, data: DataSplits, where: str = "") -> None:
 
 
 def fetch_data(spec: StudySpec) -> None:
-    """Download (or check) the spec's torchvision dataset once, before workers start.
+    """Check the spec's dataset once, before the study is created or workers start: download
+    (or find) a torchvision dataset, read a ``.npy``/``.npz`` file or an image folder, so a
+    missing file, a NaN or an empty folder is one line and leaves no empty study behind.
 
-    Generated and local data have nothing to fetch, and each worker reads them itself, so they
-    are not loaded here (the quickstart's shapes would cost the launcher seconds for nothing).
+    Generated shapes cannot be missing or broken (their config was checked with the spec), and
+    each worker generates them itself, so they are not made here (the quickstart's shapes
+    would cost the launcher seconds for nothing).
     """
-    if spec.base_run().data.name in SOURCES:
-        prepare_data(spec)
+    if spec.base_run().data.name in GENERATED:
+        return
+    prepare_data(spec)
+
+
+GENERATED = ("shapes",)  # datasets made in process: nothing on disk or online to check

@@ -29,12 +29,20 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
+def _epochs(t: optuna.trial.FrozenTrial, default: int | None) -> int | str:
+    """A running trial's epoch count: its stored config's, else the spec's, else ``?``."""
+    epochs = t.user_attrs.get("epochs") or (t.user_attrs.get("config") or {}).get("epochs")
+    return epochs or default or "?"
+
+
 class StudyProgress:
     """Status line of a study, refreshed by :meth:`update`."""
 
-    def __init__(self, study: optuna.Study, n_trials: int | None, stream: TextIO | None = None):
+    def __init__(self, study: optuna.Study, n_trials: int | None, stream: TextIO | None = None,
+                 epochs: int | None = None):
         self.study = study
         self.n_trials = n_trials
+        self.epochs = epochs  # the spec's: a trial's own config says so once it is stored
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.started = time.monotonic()
@@ -58,7 +66,7 @@ class StudyProgress:
         if running:
             parts.append("running " + ", ".join(
                 f"#{t.number} ep {len(t.intermediate_values)}/"
-                f"{(t.user_attrs.get('config') or {}).get('epochs', '?')}" for t in running[:6]))
+                f"{_epochs(t, self.epochs)}" for t in running[:6]))
         new = len(done) - self._first_done
         if self.n_trials and new > 0:
             elapsed = time.monotonic() - self.started

@@ -33,6 +33,7 @@ from vae_search.study.objectives import name_objective
 from vae_search.study.spec import StudySpec, build_pruner, build_sampler
 from vae_search.train.loop import ProgressFn
 from vae_search.workers import budget
+from vae_search.workers.context import set_worker
 from vae_search.workers.hooks import WorkerHooks
 from vae_search.workers.objective import Objective
 from vae_search.workers.preflight import check_device, check_model, prepare_data, trial_base
@@ -142,6 +143,7 @@ def run_worker(
     dashboard's publishers there; without them no pictures or study figures are made).
     """
     hooks = hooks or WorkerHooks()
+    set_worker(opts.index)  # every log line of this process says which worker it comes from
     overrides = {
         k: v for k, v in (("device", opts.device), ("threads", opts.threads)) if v is not None
     }
@@ -174,7 +176,8 @@ def _run(study: optuna.Study, url: str, spec: StudySpec, opts: WorkerOptions, ob
     timeout = opts.timeout if opts.timeout is not None else spec.timeout
     deadline = time.monotonic() + timeout if timeout else None
     last_refresh = float("-inf")
-    log.info("worker %s (pid %d) joined study %r", opts.index, os.getpid(), spec.study)
+    log.info("joined study %r as worker %s (pid %d)", spec.study,
+             opts.index if opts.index is not None else "without --index", os.getpid())
     while True:
         if stop is not None and stop.requested:
             result.stopped_by_signal = True
@@ -182,7 +185,7 @@ def _run(study: optuna.Study, url: str, spec: StudySpec, opts: WorkerOptions, ob
         if opts.n_trials is not None and len(result.trials) >= opts.n_trials:
             break
         if deadline is not None and time.monotonic() >= deadline:
-            log.info("worker %s: timeout reached", opts.index)
+            log.info("timeout reached")
             break
         lock.acquire()
         try:
@@ -205,8 +208,17 @@ def _run(study: optuna.Study, url: str, spec: StudySpec, opts: WorkerOptions, ob
         _check_failures(objective, opts.max_consecutive_failures)
     if result.trials:
         _study_changed(hooks, study, lock, 0.0)  # the study's figures include this worker's last trial
-    log.info("worker %s: ran %d trial(s)", opts.index, len(result.trials))
+    if result.trials or result.stopped_by_signal or spec.n_trials is None:
+        log.info("ran %d trial(s)", len(result.trials))
+    else:
+        log.info("%s", budget_met_message(spec.study, spec.n_trials))
     return result
+
+
+def budget_met_message(study: str | None, n_trials: int) -> str:
+    """What a worker or ``run`` says when the study has no trial left to run."""
+    return (f"study {study!r} has met its budget of {n_trials} trials: raise n_trials in the spec to "
+            f"extend it, or pass --study-name NEW (or another --storage) to start a new study")
 
 
 def _study_changed(hooks: WorkerHooks, study: optuna.Study, lock: Lock, every: float) -> None:
