@@ -201,10 +201,10 @@ class Objective:
                 log.info("pruned (%s)", message)  # Optuna's own line shows only with -v
                 raise optuna.TrialPruned(message)
 
-        data = self.data_for(cfg)
-        if data.vocab is not None and cfg.data.vocab is None:
-            trial.set_user_attr("vocab", data.vocab)  # export writes it into data.vocab
         try:
+            data = self.data_for(cfg)
+            if data.vocab is not None and cfg.data.vocab is None:
+                trial.set_user_attr("vocab", data.vocab)  # export writes it into data.vocab
             result = train(
                 cfg,
                 data=data,
