@@ -53,7 +53,7 @@ def test_the_report_is_self_contained(report):
     # no script, image, stylesheet or frame is fetched from the network
     assert not REMOTE.search(report)
     # plotly's JavaScript is inlined once, and both figures are drawn by it
-    assert report.count("Plotly.newPlot(") == 2
+    assert report.count("Plotly.newPlot(") == 3  # collapse map, active units, rate–distortion
     assert len(report) > 1_000_000  # the inlined plotly bundle
 
 

@@ -55,9 +55,15 @@ def configure_logging(level: int, optuna_level: int | None = None) -> None:
 
 
 def _register() -> None:
-    from vae_search.cli import dashboard_commands, proxy_commands, search_commands, train_commands
+    from vae_search.cli import (
+        dashboard_commands,
+        finalize_commands,
+        proxy_commands,
+        search_commands,
+        train_commands,
+    )
 
-    for module in (train_commands, search_commands, dashboard_commands, proxy_commands):
+    for module in (train_commands, search_commands, finalize_commands, dashboard_commands, proxy_commands):
         for cmd in module.COMMANDS:
             main.add_command(cmd)
 

@@ -188,8 +188,12 @@ def _closing_summary(s, storage: str | None, artifact_dir: str | None, codes: li
         click.echo("\n(with VAE_SEARCH_STORAGE set to the study's database URL)", nl=False)
     click.echo("\nopen the dashboard:\n  " + shlex.join(
         ["vae-search", "dashboard", *where, "--artifact-dir", str(art)]))
-    click.echo("export the best configuration:\n  " + shlex.join(
-        ["vae-search", "export", s.study, *where, "-o", "best.yaml"]))
+    if s.multi_objective:
+        click.echo("export the Pareto front's configurations:\n  " + shlex.join(
+            ["vae-search", "export", s.study, *where, "--pareto", "-o", "front"]))
+    else:
+        click.echo("export the best configuration:\n  " + shlex.join(
+            ["vae-search", "export", s.study, *where, "-o", "best.yaml"]))
     if any(codes):
         raise VaeSearchError(f"worker exit codes {codes}; see the log lines above")
 
@@ -207,7 +211,9 @@ def _format_summary(d: dict) -> str:
         lines.append(f"  collapse pruning stopped {p['collapse']} trial(s) early: {p['collapse_epochs_saved']} of "
                      f"their {p['collapse_epochs_planned']} epochs were not trained")
     b = d["best"]
-    if b is None:
+    if d.get("pareto") is not None:
+        lines += _format_front(d)
+    elif b is None:
         lines.append("  best: no completed trial yet")
     else:
         lines.append(f"  best: trial {b['number']}  value {b['value']:.3f}  active units "
@@ -216,7 +222,26 @@ def _format_summary(d: dict) -> str:
             lines.append(f"    {k:28s} {v:.4g}" if isinstance(v, float) else f"    {k:28s} {v}")
     for r in d["running"]:
         lines.append(f"  running: trial {r['number']} epoch {r['epoch']}/{r['epochs']}")
+    if d.get("references"):
+        from vae_search.study.references import reference_line
+
+        lines.append("  published figures:")
+        lines += [f"    {reference_line(r)}" for r in d["references"]]
     return "\n".join(lines)
+
+
+def _format_front(d: dict) -> list[str]:
+    """The Pareto front of a multi-objective study, one trial a line."""
+    front = d["pareto"]
+    if not front:
+        return ["  Pareto front: no completed trial yet"]
+    names = " / ".join(d.get("objectives") or [])
+    lines = [f"  Pareto front ({len(front)} trials; {names}):"]
+    for t in front:
+        values = "  ".join(f"{v:.3f}" for v in t["values"])
+        lines.append(f"    trial {t['number']:<4d} {values}   active units {t['active_units']}/"
+                     f"{t['latent_dim']}{'  (collapsed)' if t['collapsed'] else ''}")
+    return lines
 
 
 @click.command("status")
@@ -240,16 +265,27 @@ def status_cmd(study: str | None, storage: str | None, as_json: bool) -> None:
 @click.option("--include-collapsed", is_flag=True,
               help="Rank trials that lost their active units too (by default they are skipped, "
                    "as in status, unless every trial collapsed).")
+@click.option("--pareto", is_flag=True,
+              help="Write every trial of the Pareto front (a multi-objective study) into the directory -o.")
+@click.option("--finalists", is_flag=True,
+              help="Write the finalists' winner (vae-search finalize) with its interval in the provenance.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help="A YAML file (--top 1) or a directory (--top > 1).")
-def export_cmd(study: str, storage: str | None, top: int, include_collapsed: bool, output: Path) -> None:
+              help="A YAML file (--top 1, --finalists) or a directory (--top > 1, --pareto).")
+def export_cmd(study: str, storage: str | None, top: int, include_collapsed: bool, pareto: bool,
+               finalists: bool, output: Path) -> None:
     """Write the best trials of STUDY as run configs for `vae-search train`, with their metrics
-    and provenance."""
-    from vae_search.results.export import export
+    and provenance (the Pareto front's trials with --pareto)."""
+    from vae_search.results.export import export, export_finalists, export_pareto
     from vae_search.storage import redact
 
     s, url = _load_study(study, storage)
-    for p in export(s, output, top=top, include_collapsed=include_collapsed, storage=redact(url)):
+    if finalists:
+        paths = [export_finalists(s, output, storage=redact(url))]
+    elif pareto:
+        paths = export_pareto(s, output, include_collapsed=include_collapsed, storage=redact(url))
+    else:
+        paths = export(s, output, top=top, include_collapsed=include_collapsed, storage=redact(url))
+    for p in paths:
         click.echo(str(p))
 
 

@@ -16,6 +16,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from vae_search.dashboard.notes import beta_reached
+from vae_search.study.objectives import primary_value
 
 
 @dataclass
@@ -96,7 +97,7 @@ def trial_points(study: optuna.Study) -> list[TrialPoint]:
     for t in study.get_trials(deepcopy=False, states=done):
         if "config" not in t.user_attrs and not t.params:
             continue
-        value = t.value if t.state == TrialState.COMPLETE and t.value is not None else None
+        value = primary_value(t) if t.state == TrialState.COMPLETE else None
         latent = setting(t, "model.latent_dim") or t.user_attrs.get("latent_dim")
         history = t.user_attrs.get("history")
         history = history if isinstance(history, dict) else {}

@@ -25,10 +25,16 @@ from optuna.trial import FrozenTrial
 from vae_search.dashboard.artifacts import trial_artifacts
 from vae_search.dashboard.points import TrialPoint, trial_points
 from vae_search.dashboard.publish import PICTURES
+from vae_search.dashboard.results_html import (
+    finalists_html,
+    pareto_html,
+    rate_distortion_html,
+    references_html,
+)
 from vae_search.dashboard.study_figures import active_vs_objective, collapse_map
 from vae_search.results.summary import best_trials, completed, summarize
 from vae_search.study.collapse import is_collapsed
-from vae_search.study.objectives import objective_label
+from vae_search.study.objectives import objective_label, primary_value
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +98,8 @@ def _summary_html(study: optuna.Study) -> str:
     else:
         params = ", ".join(f"{_e(k)} = {_e(_fmt(v))}" for k, v in b["params"].items())
         best = (
-            f"<p><b>Best trial: {b['number']}</b>, value {b['value']:.4f}, active units "
+            f"<p><b>{'First trial of the Pareto front' if d.get('pareto') else 'Best trial'}: "
+            f"{b['number']}</b>, value {b['value']:.4f}, active units "
             f"{b['active_units']}/{b['latent_dim']}{' (collapsed)' if b['collapsed'] else ''}"
             f"<br><span class='muted'>{params}</span></p>"
         )
@@ -108,7 +115,7 @@ def _trial_html(
 ) -> str:
     final = t.user_attrs.get("final") or {}
     figures = {
-        "value": t.value,
+        "value": primary_value(t),
         **{
             k: final[k]
             for k in (
@@ -230,7 +237,9 @@ def render_report(
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>vae-search report: {_e(study.study_name)}</title><style>{_CSS}</style></head>"
         f"<body><h1>Study {_e(study.study_name)}</h1><p class='muted'>storage {_e(storage_label)}"
-        f" · written {when}</p>{_summary_html(study)}<h2>Collapse map</h2>{plots}"
+        f" · written {when}</p>{_summary_html(study)}{pareto_html(study)}<h2>Collapse map</h2>{plots}"
+        # after the first figure, which carries plotly.js
+        f"{rate_distortion_html(study)}{references_html(study)}{finalists_html(study)}"
         f"{_all_trials_html(study)}<h2>Best trials</h2><p class='muted'>{_e(rule)}</p>{trials}"
         "</body></html>"
     )

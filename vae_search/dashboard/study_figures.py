@@ -275,11 +275,27 @@ def _beta_colour_scale(points: list[TrialPoint]) -> dict[str, Any]:
 
 def study_figures(study: optuna.Study) -> dict[str, go.Figure]:
     """The study's figures by graph-object id."""
+    from vae_search.dashboard.rate_distortion import (
+        RATE_DISTORTION_ID,
+        rate_distortion_figure,
+        rd_points,
+    )
+
     points = trial_points(study)
-    return {
+    figures = {
         COLLAPSE_MAP_ID: collapse_map(points),
         ACTIVE_VS_OBJECTIVE_ID: active_vs_objective(points, objective_label(study)),
     }
+    rd = rd_points(study)
+    if rd:  # the rate–distortion plane (Alemi et al. 2018) once a trial has R and D
+        figures[RATE_DISTORTION_ID] = rate_distortion_figure(rd)
+    from vae_search.dashboard.reference_charts import HISTORY_ID, history_figure
+    from vae_search.study.references import read_references
+
+    refs = read_references(study)
+    if refs:  # the objective by trial beside the published figures the spec names
+        figures[HISTORY_ID] = history_figure(study, refs)
+    return figures
 
 
 def refresh_study_figures(study: optuna.Study, every: float | None = None) -> bool:

@@ -76,6 +76,16 @@ class DataSplits:
         """True for token data (int64 ids, a sequence model)."""
         return self.vocab_size is not None
 
+    def test_split(self) -> torch.Tensor | None:
+        """The test split for a final evaluation (None: the source has none).
+
+        Every read of the test split for evaluation goes through here (the trainer's
+        ``eval.test``, which only ``vae-search finalize`` sets in a study), and is logged, so
+        that "only finalize touches the test split" can be checked through this one door.
+        """
+        logger.info("%s: evaluating on the test split", self.name)
+        return self.test
+
     @property
     def is_image(self) -> bool:
         """True for image data, whose event shape is ``(C, H, W)``."""

@@ -26,7 +26,6 @@ from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.study import StudyDirection
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 
@@ -264,12 +263,15 @@ def create_or_load_study(
     name: str,
     sampler: optuna.samplers.BaseSampler | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
+    directions: list[str] | None = None,
 ) -> optuna.Study:
-    """Create the minimising study ``name``, or load it if it exists; safe for racing workers.
+    """Create the study ``name`` (minimising, or with ``directions`` for a multi-objective
+    study), or load it if it exists; safe for racing workers.
 
     Raises:
-        StorageError: the storage fails, or ``name`` exists with another direction.
+        StorageError: the storage fails, or ``name`` exists with other directions.
     """
+    want = directions or ["minimize"]
     url = storage if isinstance(storage, str) else getattr(storage, "url", type(storage).__name__)
     try:
         try:
@@ -278,7 +280,7 @@ def create_or_load_study(
                 study_name=name,
                 sampler=sampler,
                 pruner=pruner,
-                direction="minimize",
+                directions=want,
                 load_if_exists=True,
             )
         except (optuna.exceptions.DuplicatedStudyError, sa_exc.IntegrityError):
@@ -290,9 +292,10 @@ def create_or_load_study(
         raise
     except Exception as e:
         raise translate(e, url) from e
-    if study.directions != [StudyDirection.MINIMIZE]:
+    have = [d.name.lower() for d in study.directions]
+    if have != want:
         raise StorageError(
-            f"study {name!r} in {redact(url)} exists with direction(s)"
-            f" {[d.name.lower() for d in study.directions]}; vae-search minimises: use another name"
+            f"study {name!r} in {redact(url)} exists with direction(s) {have}, the spec asks for"
+            f" {want}; use another study name"
         )
     return study

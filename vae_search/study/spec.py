@@ -4,7 +4,9 @@ Shape (every key but ``study`` has a default; unknown keys are errors)::
 
     study: quickstart          # study name in the storage
     objective: nll_iwae        # nll_iwae: validation IWAE NLL bound; elbo: validation -ELBO at
-                               # beta=1. Always minimised.
+                               # beta=1 (minimised); or a list for a multi-objective study:
+                               # [distortion, rate], [nll_iwae, rate], [nll_iwae, active_units]
+                               # (see vae_search.study.objectives).
     n_trials: 16               # budget: finished trials, counting COMPLETE and PRUNED (not FAIL,
                                # so a crashed or heartbeat-retried trial does not use it up); null
                                # means no limit. See StudySpec.budget_callback.
@@ -38,6 +40,11 @@ Pruner: ``performance.kind`` is none | median | percentile | successive_halving 
 patient | threshold, ``options`` the Optuna pruner's keyword arguments; ``hyperband`` defaults
 ``max_resource`` to ``run.epochs``. See :mod:`vae_search.study.collapse`.
 
+Multi-objective studies: Optuna refuses ``trial.report`` and ``should_prune`` there, so a
+performance pruner cannot run and a spec naming one (``pruner.performance.kind`` other than
+``none``) is refused at load; left out, it defaults to ``none``. The collapse rule still acts:
+the objective decides from its own per-epoch record (:mod:`vae_search.workers.objective`).
+
 Constraints: Optuna 5 deprecates samplers' ``constraints_func`` in favour of
 ``Trial.set_constraint``, which stores the value in the trial's system attributes where TPE, GP
 and NSGA-II read it (and ``Study.best_trial`` skips infeasible trials). So no
@@ -65,12 +72,16 @@ from vae_search.config import RunConfig, load_yaml, merge, resolve_factory_path
 from vae_search.errors import ConfigError
 from vae_search.study import checks as _checks
 from vae_search.study import space as _space
+from vae_search.study.final import FinalizeSpec
+from vae_search.study.objectives import directions, objective_names, objective_problems
 from vae_search.study.pruning import (
     PerformanceSpec,
     PrunerSpec,
     make_performance_pruner,
     make_pruner,
 )
+from vae_search.study.references import ReferenceSpec
+from vae_search.study.warm_start import WarmStartSpec
 
 SamplerKind = Literal["tpe", "random", "cmaes", "gp", "qmc", "nsgaii", "bruteforce"]
 
@@ -146,7 +157,7 @@ class StudySpec:
     """A search, as read from a study YAML file (see the module docstring)."""
 
     study: str | None = None
-    objective: Literal["nll_iwae", "elbo"] = "nll_iwae"
+    objective: str | list[str] = "nll_iwae"
     n_trials: int | None = 16
     timeout: float | None = None
     sampler: SamplerSpec = field(default_factory=SamplerSpec)
@@ -154,6 +165,9 @@ class StudySpec:
     storage: StorageSpec = field(default_factory=StorageSpec)
     run: dict[str, Any] = field(default_factory=dict)
     space: dict[str, Any] = field(default_factory=dict)
+    finalize: FinalizeSpec | None = None  # a finalists' study (vae_search.study.final)
+    references: list[ReferenceSpec] = field(default_factory=list)  # vae_search.study.references
+    warm_start: WarmStartSpec | None = None  # vae_search.study.warm_start
     params: list[_space.Param] = field(default_factory=list, init=False)
     source: str = field(default="study spec", init=False)
     warnings: list[str] = field(default_factory=list, init=False)  # see vae_search.study.checks
@@ -169,6 +183,31 @@ class StudySpec:
             out.append(f"timeout: must be > 0 seconds or null, got {self.timeout}")
         return out
 
+    @property
+    def objectives(self) -> list[str]:
+        """``objective:`` as a list of names."""
+        return objective_names(self.objective)
+
+    @property
+    def directions(self) -> list[str]:
+        """Optuna's ``directions`` for the study."""
+        return directions(self.objective)
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    def distributions(self) -> dict[str, Any]:
+        """The search space as Optuna distributions, by parameter name."""
+        return {p.key: p.distribution() for p in self.params}
+
+    def our_conditions(self) -> dict[str, Any]:
+        """Split, k and epochs of the study's own figures (what ``references`` compare with)."""
+        run = self._base
+        if self.finalize is not None:
+            return {"split": self.finalize.split, "k": self.finalize.k, "epochs": run.epochs}
+        return {"split": "val", "k": run.eval.iwae_samples, "epochs": run.epochs}
+
     @classmethod
     def from_dict(cls, data: Any, source: str = "study spec") -> StudySpec:
         """Build and check a spec; raise one ConfigError naming every problem."""
@@ -180,12 +219,20 @@ class StudySpec:
         base = merge(RunConfig().to_dict(), run_raw) if isinstance(run_raw, dict) else None
         run, found = from_dict(RunConfig, base, "run") if base is not None else (None, [])
         problems += found
+        if run is not None and run.eval.test and raw.get("finalize") is None:
+            problems.append("run.eval.test: a search never reads the test split; remove it and run "
+                            "vae-search finalize STUDY, which evaluates the finalists there")
         space_raw = raw.get("space")
         params: list[_space.Param] = []
         if space_raw is None or isinstance(space_raw, dict):
             # Against a broken base every candidate would fail: then check the shape only.
             params, found = _space.parse_space(space_raw, base if run is not None else None)
             problems += found
+        objective = raw.get("objective", "nll_iwae")
+        if isinstance(objective, str) or (
+            isinstance(objective, list) and all(isinstance(n, str) for n in objective)
+        ):
+            problems += objective_problems(objective)
         # Build the Optuna sampler and pruner once to check their options.
         sampler, _ = from_dict(SamplerSpec, raw.get("sampler"), "sampler")
         if sampler is not None:
@@ -193,9 +240,18 @@ class StudySpec:
         pruner_raw = raw.get("pruner")
         perf_raw = pruner_raw.get("performance") if isinstance(pruner_raw, dict) else None
         perf, _ = from_dict(PerformanceSpec, perf_raw, "pruner.performance")
-        if perf is not None:
+        multi = spec is not None and spec.multi_objective
+        if multi and perf is not None and isinstance(perf_raw, dict) and perf.kind != "none":
+            problems.append(
+                f"pruner.performance: {perf.kind} cannot run in a multi-objective study (Optuna refuses"
+                " trial.report and should_prune there); set pruner.performance.kind: none (the"
+                " collapse pruner still acts)"
+            )
+        elif multi and spec is not None and not isinstance(perf_raw, dict):
+            spec.pruner.performance = PerformanceSpec(kind="none")
+        elif perf is not None:
             problems += _pruner_problems(perf, run.epochs if run is not None else 1)
-        if raw.get("objective", "nll_iwae") == "nll_iwae":
+        if "nll_iwae" in objective_names(raw.get("objective", "nll_iwae") or []):
             problems += _iwae_problems(run, params)
         if space_raw is None or isinstance(space_raw, dict):
             problems += _checks.refusals(run, params, space_raw)

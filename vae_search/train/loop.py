@@ -243,9 +243,10 @@ def final_figures(
         iwae_nll(model, val_x[: cfg.eval.iwae_max_examples], k=k, chunk=chunk, seed=cfg.seed) if k > 0 else None
     )
     if cfg.eval.test:
-        if data.test is None:
+        test = data.test_split()
+        if test is None:
             raise ConfigError(f"eval.test: dataset {data.name!r} has no test split; set eval.test: false")
-        test_x = data.test.to(device)
+        test_x = test.to(device)
         ev = evaluate(model, test_x, batch_size=cfg.eval.batch_size, au_threshold=cfg.eval.au_threshold, seed=cfg.seed)
         final["test"] = ev.to_dict()
         final["test"]["nll_iwae"] = iwae_nll(model, test_x, k=k, chunk=chunk, seed=cfg.seed) if k > 0 else None

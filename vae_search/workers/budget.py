@@ -14,6 +14,8 @@ from __future__ import annotations
 import optuna
 from optuna.trial import TrialState
 
+from vae_search.study.warm_start import is_warm_copy
+
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -26,8 +28,15 @@ def counts(study: optuna.Study) -> dict[TrialState, int]:
 
 def remaining(study: optuna.Study, n_trials: int | None) -> tuple[int | None, int]:
     """(trials still to start, trials running); None when the study has no budget."""
-    c = counts(study)
-    running = c[TrialState.RUNNING]
+    trials = study.get_trials(deepcopy=False)  # one read: this runs before every trial
+    running = sum(t.state == TrialState.RUNNING for t in trials)
     if n_trials is None:
         return None, running
-    return n_trials - sum(c[s] for s in FINISHED) - running, running
+    # trials copied in by a warm start ran in another study: they do not use this one's budget
+    finished = sum(t.state in FINISHED and not is_warm_copy(t) for t in trials)
+    return n_trials - finished - running, running
+
+
+def waiting(study: optuna.Study) -> int:
+    """Trials enqueued and not started (a finalists' study runs only these)."""
+    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))

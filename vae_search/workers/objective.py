@@ -3,7 +3,12 @@
 Per trial it samples a run config from the spec's space, trains it with the engine and, after
 every epoch, stores the diagnostics as user attributes, reports the validation -ELBO at β = 1
 (comparable across β) and asks the pruner. It returns the spec's objective on the validation
-split: the IWAE NLL bound with the spec's k (``nll_iwae``) or the -ELBO (``elbo``).
+split: the IWAE NLL bound with the spec's k (``nll_iwae``) or the -ELBO (``elbo``); in a
+multi-objective study, one value per objective (``distortion``, ``rate``, ``active_units``...).
+
+Multi-objective studies: Optuna refuses ``trial.report`` and ``should_prune`` there, so nothing
+is reported; the collapse rule is applied to the trial's own per-epoch record (its live
+``active_units``) and a collapsed trial ends PRUNED with the same ``prune_reason`` record.
 
 User attributes of a trial (what ``status``, ``export`` and the dashboard read):
 
@@ -48,7 +53,9 @@ from vae_search.config import DataConfig, RunConfig, merge
 from vae_search.errors import VaeSearchError
 from vae_search.model.factory import record_factory_hash
 from vae_search.storage.checkpoints import TrialCheckpoint
-from vae_search.study.collapse import prune_reason, record_collapse_constraint
+from vae_search.study.collapse import CollapsePruner, prune_reason, record_collapse_constraint
+from vae_search.study.final import FINALIST_CONFIG, final_value
+from vae_search.study.objectives import objective_values
 from vae_search.study.spec import StudySpec, sample_run
 from vae_search.train import EpochMetrics, train
 from vae_search.train.loop import ProgressFn
@@ -146,21 +153,44 @@ class Objective:
         self._data = {_data_key(cfg): data}
 
     def run_config(self, trial: optuna.Trial) -> RunConfig:
-        cfg = sample_run(trial, self.spec)
+        if self.spec.finalize is not None:  # a finalist: the enqueued config, nothing sampled
+            raw = trial.user_attrs.get(FINALIST_CONFIG)
+            if not isinstance(raw, dict):
+                raise VaeSearchError(
+                    f"trial {trial.number} of finalists' study {trial.study.study_name!r} has no "
+                    f"{FINALIST_CONFIG}; run vae-search finalize to enqueue finalists"
+                )
+            cfg = RunConfig.from_dict(raw, source=f"finalist trial {trial.number}")
+        else:
+            cfg = sample_run(trial, self.spec)
         if self.overrides:
             cfg = RunConfig.from_dict(merge(cfg.to_dict(), self.overrides), source="worker options")
         # a custom factory's source hash goes into the stored config: export and re-runs warn
         # when their code differs
         return record_factory_hash(cfg)
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def _prune_reason(self, trial: optuna.Trial, history: TrialHistory, m: EpochMetrics) -> str | None:
+        """Why the trial is pruned after this epoch (None: it goes on)."""
+        pruner = trial.study.pruner
+        if self.spec.multi_objective:
+            # no report, no should_prune (Optuna refuses both): the collapse rule alone, on the
+            # trial's own record
+            collapsed = isinstance(pruner, CollapsePruner) and pruner.is_collapsed(history.pruner_view())
+            return "collapse" if collapsed else None
+        trial.report(m.elbo, m.epoch)
+        view = history.pruner_view()
+        if pruner.prune(trial.study, view):  # Trial.should_prune, live attrs
+            return prune_reason(pruner, trial.study, view) or "performance"
+        return None
+
+    def __call__(self, trial: optuna.Trial) -> float | list[float]:
         set_trial(trial.number)  # the log lines of this trial say so
         try:
             return self._run(trial)
         finally:
             set_trial(None)
 
-    def _run(self, trial: optuna.Trial) -> float:
+    def _run(self, trial: optuna.Trial) -> float | list[float]:
         if self.on_trial_start is not None:
             self.on_trial_start(trial)
         with warnings.catch_warnings():  # "experimental" since Optuna 2.8
@@ -183,10 +213,8 @@ class Objective:
 
         def on_epoch(m: EpochMetrics) -> None:
             history.append(m)
-            trial.report(m.elbo, m.epoch)
-            view = history.pruner_view()
-            if trial.study.pruner.prune(trial.study, view):  # Trial.should_prune, live attrs
-                reason = prune_reason(trial.study.pruner, trial.study, view) or "performance"
+            reason = self._prune_reason(trial, history, m)
+            if reason is not None:
                 trial.set_user_attr("prune_reason", reason)
                 trial.set_user_attr("pruned_epoch", m.epoch)
                 trial.set_user_attr("pruned_active_units", m.active_units)
@@ -243,11 +271,18 @@ class Objective:
         self.failed_streak.clear()
         trial.set_user_attr("final", final)
         self._constraint(trial, final["active_units"], threshold)
-        value = final["nll_iwae"] if self.spec.objective == "nll_iwae" else final["elbo"]
+        if self.spec.finalize is not None:
+            values = [final_value(final, self.spec.finalize.split)]
+        else:
+            values = objective_values(final, self.spec.objective)
+        value = values[0] if len(values) == 1 else None  # the note quotes one objective only
         self._publish(trial, cfg, history.values, "complete", {"final": final, "value": value}, result)
-        log.info("complete: %s %.3f, %s/%d active units", self.spec.objective, value,
+        names = self.spec.objective if isinstance(self.spec.objective, list) else [
+            "test nll_iwae" if self.spec.finalize is not None else self.spec.objective]
+        log.info("complete: %s, %s/%d active units",
+                 ", ".join(f"{n} {v:.3f}" for n, v in zip(names, values)),
                  final.get("active_units"), cfg.model.latent_dim)
-        return float(value)
+        return values[0] if len(values) == 1 else values
 
     def _fail(self, trial: optuna.Trial, reason: str, cfg: RunConfig, history: TrialHistory) -> float:
         """Fail the trial (Optuna fails a NaN value) with its reason, without a traceback."""

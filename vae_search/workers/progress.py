@@ -18,6 +18,7 @@ import optuna
 from optuna.trial import TrialState
 
 from vae_search.study.collapse import is_collapsed
+from vae_search.study.objectives import primary_value
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +55,11 @@ class StudyProgress:
         trials = self.study.get_trials(deepcopy=False)
         done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
         pruned = sum(t.state == TrialState.PRUNED for t in done)
-        scored = [t for t in done if t.state == TrialState.COMPLETE and t.value is not None
-                  and math.isfinite(t.value)]
+        # (the first objective's value in a multi-objective study)
+        scored = [t for t in done if t.state == TrialState.COMPLETE and primary_value(t) is not None
+                  and math.isfinite(primary_value(t))]
         # the best as `status` reports it: trials that kept their active units first
-        values = [t.value for t in scored if not is_collapsed(t)] or [t.value for t in scored]
+        values = [primary_value(t) for t in scored if not is_collapsed(t)] or [primary_value(t) for t in scored]
         if self._first_done is None:
             self._first_done = len(done)
         parts = [f"trials {len(done)}/{self.n_trials or '∞'} (pruned {pruned})"]

@@ -21,16 +21,19 @@ from typing import Any
 import optuna
 from optuna.storages._heartbeat import is_heartbeat_enabled
 
-from vae_search.errors import TrainingError
-from vae_search.storage import create_or_load_study, open_storage, resolve_url
+from vae_search.errors import StorageError, TrainingError
+from vae_search.storage import create_or_load_study, open_storage, redact, resolve_url
 from vae_search.storage.checkpoints import artifact_store, resolve_artifact_dir
 from vae_search.storage.locks import Lock, study_lock
 from vae_search.storage.resilient import resilient
 from vae_search.storage.stale import fail_stale_trials
 from vae_search.storage.timing import ENV_VAR as TIMING_ENV
 from vae_search.storage.timing import StorageTimer, instrument
+from vae_search.study.final import final_label
 from vae_search.study.objectives import name_objective
+from vae_search.study.references import store_references
 from vae_search.study.spec import StudySpec, build_pruner, build_sampler
+from vae_search.study.warm_start import apply_warm_start
 from vae_search.train.loop import ProgressFn
 from vae_search.workers import budget
 from vae_search.workers.context import set_worker
@@ -124,9 +127,12 @@ def open_study(
     if timers is not None:
         timers.append(instrument(storage))
     study = create_or_load_study(
-        storage, spec.study, build_sampler(spec, worker=worker_index), build_pruner(spec)
+        storage, spec.study, build_sampler(spec, worker=worker_index), build_pruner(spec),
+        directions=spec.directions,
     )
-    name_objective(study, spec.objective)  # the dashboard's own charts: not "Objective 0"
+    # the dashboard's own charts: not "Objective 0"
+    name_objective(study, spec.objective if spec.finalize is None else [final_label(spec.finalize)])
+    store_references(study, spec.references, spec.our_conditions())
     return study, url
 
 
@@ -153,6 +159,8 @@ def run_worker(
     timing_dir = os.environ.get(TIMING_ENV)
     timers: list[StorageTimer] = []
     study, url = open_study(spec, opts.storage, opts.index, timers if timing_dir else None)
+    if spec.warm_start is not None:
+        _warm_start(study, url, spec)
     objective = Objective(spec, artifact_store(resolve_artifact_dir(opts.artifact_dir)), overrides,
                           progress=progress, hooks=hooks)
     objective.preload(trial_base(spec, overrides).data, data)
@@ -191,6 +199,8 @@ def _run(study: optuna.Study, url: str, spec: StudySpec, opts: WorkerOptions, ob
         try:
             fail_stale_trials(study)
             left, running = budget.remaining(study, spec.n_trials)
+            if spec.finalize is not None and not budget.waiting(study):
+                left = 0  # a finalists' study only runs its enqueued trials (and their retries)
             if left is not None and left <= 0:
                 lock.release()
                 if running == 0 or not is_heartbeat_enabled(study._storage):
@@ -219,6 +229,25 @@ def budget_met_message(study: str | None, n_trials: int) -> str:
     """What a worker or ``run`` says when the study has no trial left to run."""
     return (f"study {study!r} has met its budget of {n_trials} trials: raise n_trials in the spec to "
             f"extend it, or pass --study-name NEW (or another --storage) to start a new study")
+
+
+def _warm_start(study: optuna.Study, url: str, spec: StudySpec) -> None:
+    """Copy the earlier study's trials in, once, under the study lock (racing workers)."""
+    ws = spec.warm_start
+    source_url = resolve_url(ws.storage) if ws.storage else url
+    try:
+        source = optuna.load_study(study_name=ws.study, storage=open_storage(source_url))
+    except KeyError as e:
+        raise StorageError(
+            f"warm_start.study: no study {ws.study!r} in {redact(source_url)}; name an existing study"
+            " (optuna studies --storage URL lists them)"
+        ) from e
+    lock = study_lock(url, spec.study)
+    lock.acquire()
+    try:
+        apply_warm_start(study, source, spec.distributions(), spec.objective, ws.top)
+    finally:
+        lock.release()
 
 
 def _study_changed(hooks: WorkerHooks, study: optuna.Study, lock: Lock, every: float) -> None:

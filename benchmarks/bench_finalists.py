@@ -1,0 +1,172 @@
+"""Does the finalists' ranking differ from the search's? And does a [distortion, rate] study
+cover the rate–distortion front with fewer trials than β-VAE trials of a single-objective one?
+
+    python -m benchmarks.bench_finalists shapes  [--trials 12 --top 5 --seeds 5 --k 500]
+    python -m benchmarks.bench_finalists mnist   [--root DIR]   # real MNIST, when present
+    python -m benchmarks.bench_finalists front   [--root DIR]   # the rate–distortion fronts
+
+Everything runs in process on the CPU (one worker, 1 thread), sized for 2 shared cores: see the
+README for the sizes used. ``front`` compares the hypervolume (area dominated in the (R, D)
+plane up to a reference point: the worst R and D over both studies, plus 1 nat) of the front
+of each study's completed, non-collapsed trials, after each number of trials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+
+from benchmarks._common import quiet
+from vae_search.results.finalists import choose_finalists, summarize_finalists
+from vae_search.results.pareto import non_dominated
+from vae_search.study.collapse import is_collapsed
+from vae_search.study.spec import StudySpec
+from vae_search.workers.finalize import prepare_finalists
+from vae_search.workers.worker import WorkerOptions, run_worker
+
+MNIST_GZ = Path("/work/shared/data/mnist")
+
+
+def _space() -> dict[str, Any]:
+    """β-VAE: a constant β and the latent size."""
+    return {
+        "schedule.beta": {"type": "float", "low": 0.1, "high": 10.0, "log": True},
+        "model.latent_dim": {"type": "int", "low": 2, "high": 32, "log": True},
+    }
+
+
+def _spec(name: str, run: dict[str, Any], n_trials: int, objective: Any = "nll_iwae",
+          sampler: str = "tpe") -> StudySpec:
+    multi = not isinstance(objective, str)
+    return StudySpec.from_dict({
+        "study": name, "objective": objective, "n_trials": n_trials,
+        "sampler": {"kind": sampler, "seed": 0, "options": {"n_startup_trials": 4} if sampler == "tpe" else {}},
+        "pruner": {"collapse": {"enabled": True, "min_active_units": 1, "patience": 2, "warmup_epochs": 1},
+                   **({} if multi else {"performance": {"kind": "none"}})},
+        "storage": {"heartbeat_interval": None, "checkpoint_interval": 3600, "history_interval": 3600},
+        "run": run, "space": _space(),
+    }, source=name)
+
+
+def _run_cfg(dataset: str, root: Path | None, epochs: int, k_val: int) -> dict[str, Any]:
+    if dataset == "shapes":
+        data = {"name": "shapes", "size": 3000, "image_size": 16}
+        model = {"hidden": [128]}
+    else:
+        data = {"name": "mnist", "root": str(root), "binarize": "dynamic", "limit": 10000}
+        model = {"arch": "mlp", "hidden": [400], "likelihood": "bernoulli"}
+    return {"data": data, "model": model, "schedule": {"kind": "constant"}, "epochs": epochs,
+            "batch_size": 128, "device": "cpu", "threads": 1, "images": False,
+            "eval": {"iwae_samples": k_val, "iwae_max_examples": 1000}}
+
+
+def mnist_root(tmp: Path) -> Path | None:
+    """gunzip the shared MNIST files into ROOT/MNIST/raw (None when they are absent)."""
+    if not all((MNIST_GZ / f).exists() for f in ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz")):
+        return None
+    raw = tmp / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for gz in MNIST_GZ.glob("*.gz"):
+        with gzip.open(gz, "rb") as src, open(raw / gz.name[:-3], "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    return tmp
+
+
+def finalists(dataset: str, trials: int, top: int, seeds: int, k: int, epochs: int) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp())
+    root = mnist_root(tmp) if dataset == "mnist" else None
+    if dataset == "mnist" and root is None:
+        return {"skipped": f"no MNIST files in {MNIST_GZ}"}
+    url = f"sqlite:///{tmp / 'b.db'}"
+    spec = _spec(f"{dataset}-search", _run_cfg(dataset, root, epochs, 100), trials)
+    opts = WorkerOptions(storage=url, artifact_dir=None, threads=1)
+    run_worker(spec, opts)
+    study = optuna.load_study(study_name=spec.study, storage=url)
+    chosen = choose_finalists(study, top)
+    final_spec = prepare_finalists(study, chosen, url, seeds=seeds, k=k)
+    run_worker(final_spec, opts)
+    table = summarize_finalists(optuna.load_study(study_name=final_spec.study, storage=url))
+    return {
+        "dataset": dataset, "trials": trials, "epochs": epochs, "seeds": seeds, "k": k,
+        "search_top": [{"trial": t.number, "val_nll": round(t.value, 2), "params": t.params} for t in chosen],
+        "finalists": [{"rank": r["rank"], "trial": r["trial"], "search_rank": r["search_rank"],
+                       "mean": round(r["mean"], 2), "sd": round(r["sd"], 2) if r["sd"] is not None else None,
+                       "interval": [round(r["low"], 2), round(r["high"], 2)] if r["low"] is not None else None}
+                      for r in table["rows"]],
+        "verdict": table["verdict"]["text"] if table["verdict"] else None,
+    }
+
+
+def _rd(t: optuna.trial.FrozenTrial) -> tuple[float, float]:
+    f = t.user_attrs["final"]
+    return float(f["kl"]), float(f["recon"])
+
+
+def hypervolume(points: list[tuple[float, float]], ref: tuple[float, float]) -> float:
+    """Area dominated by ``points`` (minimised R, D) inside the box up to ``ref``."""
+    pts = np.array([p for p in points if p[0] < ref[0] and p[1] < ref[1]])
+    if len(pts) == 0:
+        return 0.0
+    front = pts[non_dominated(pts)]
+    front = front[np.argsort(front[:, 0])]
+    area, prev_d = 0.0, ref[1]
+    for r, d in front:
+        area += (ref[0] - r) * (prev_d - d)
+        prev_d = d
+    return float(area)
+
+
+def fronts(dataset: str, trials: int, epochs: int) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp())
+    root = mnist_root(tmp) if dataset == "mnist" else None
+    if dataset == "mnist" and root is None:
+        return {"skipped": f"no MNIST files in {MNIST_GZ}"}
+    url = f"sqlite:///{tmp / 'f.db'}"
+    run = _run_cfg(dataset, root, epochs, 20)
+    studies = {}
+    for label, objective in (("beta-vae, nll_iwae", "nll_iwae"), ("[distortion, rate]", ["distortion", "rate"])):
+        spec = _spec(f"{dataset}-{'mo' if label.startswith('[') else 'so'}", run, trials, objective)
+        run_worker(spec, WorkerOptions(storage=url, artifact_dir=None, threads=1))
+        studies[label] = optuna.load_study(study_name=spec.study, storage=url).trials
+    done = {k: [t for t in v if t.state == optuna.trial.TrialState.COMPLETE and not is_collapsed(t)]
+            for k, v in studies.items()}
+    allpts = [_rd(t) for v in done.values() for t in v]
+    ref = (max(p[0] for p in allpts) + 1.0, max(p[1] for p in allpts) + 1.0)
+    out: dict[str, Any] = {"dataset": dataset, "trials": trials, "epochs": epochs, "reference_point": ref}
+    for label, ts in studies.items():
+        curve = []
+        for n in (trials // 4, trials // 2, 3 * trials // 4, trials):
+            pts = [_rd(t) for t in ts[:n] if t in done[label]]
+            curve.append({"after": n, "hypervolume": round(hypervolume(pts, ref), 1)})
+        out[label] = {"completed": len(done[label]), "pruned": sum(t.state.name == "PRUNED" for t in ts),
+                      "hypervolume": curve}
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("what", choices=["shapes", "mnist", "front"])
+    p.add_argument("--trials", type=int, default=12)
+    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--k", type=int, default=500)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--dataset", default="mnist")
+    a = p.parse_args()
+    quiet()
+    if a.what == "front":
+        print(json.dumps(fronts(a.dataset, a.trials, a.epochs), indent=1))
+    else:
+        print(json.dumps(finalists(a.what, a.trials, a.top, a.seeds, a.k, a.epochs), indent=1))
+
+
+if __name__ == "__main__":
+    main()
