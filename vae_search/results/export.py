@@ -1,6 +1,8 @@
 """Export the best trials as run configs that ``vae-search train`` runs as they are.
 
-Each file is the trial's resolved run config with a ``provenance`` section (ignored by training):
+Each file is the trial's resolved run config (for token data with the trial's vocabulary in
+``data.vocab``; for a custom model with ``model.factory``, ``model.options`` and
+``model.factory_hash``) and a ``provenance`` section (ignored by training):
 the study, the trial number, its value and final metrics, its parameters, and the versions of
 Python, torch, optuna and vae-search that produced it.
 """
@@ -40,6 +42,8 @@ def versions() -> dict[str, Any]:
 
 def trial_config(study: optuna.Study, t: FrozenTrial, rank: int, storage: str) -> RunConfig:
     cfg = RunConfig.from_dict(t.user_attrs["config"], source=f"trial {t.number}")
+    if cfg.data.vocab is None and t.user_attrs.get("vocab"):
+        cfg.data.vocab = list(t.user_attrs["vocab"])  # the re-run encodes text as the trial did
     cfg.provenance = {
         "study": study.study_name,
         "storage": storage,
