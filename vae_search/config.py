@@ -19,8 +19,12 @@ from vae_search._typed import from_dict, to_dict
 from vae_search.errors import ConfigError
 
 DatasetName = Literal[
-    "shapes", "mnist", "fashion-mnist", "kmnist", "cifar10", "array", "image-folder"
+    "shapes", "mnist", "fashion-mnist", "kmnist", "cifar10", "array", "image-folder",
+    "tokens", "text", "sentences",
 ]
+# datasets of token ids (N, T): a categorical likelihood and a sequence model read them
+TOKEN_DATASETS = ("tokens", "text", "sentences")
+SEQUENCE_ARCHS = ("lstm", "custom")
 
 
 @dataclass
@@ -38,9 +42,20 @@ class DataConfig:
             trials with different seeds see the same validation set).
         binarize: ``dynamic`` re-samples binary pixels every batch (training) and binarises the
             validation and test sets once with ``split_seed``; ``static`` binarises all once.
-        size: number of generated examples (``shapes``).
+        size: number of generated examples (``shapes``, ``sentences``).
         image_size: side of generated images (``shapes``).
         limit: use at most this many training examples (quick experiments).
+        pad_id: the padding id of ``tokens`` data (ids are 0..vocab_size-1).
+        vocab_size: ids of ``tokens`` data lie in [0, vocab_size); null: the largest id + 1.
+        tokenizer: how ``text`` lines become tokens: ``word`` (split on whitespace) or
+            ``char``.
+        min_count: a ``text`` token seen fewer times in the training split becomes <unk>.
+        max_vocab: keep at most this many of the most frequent training tokens (specials not
+            counted); null: all.
+        max_len: longest ``text`` / ``sentences`` sequence in tokens, <bos> and <eos>
+            included; longer lines are cut (their <eos> kept).
+        vocab: the vocabulary, id order (``text``, ``sentences``); null: built from the
+            training split. Export fills it in, so a re-run uses the trial's vocabulary.
     """
 
     name: DatasetName = "shapes"
@@ -53,12 +68,32 @@ class DataConfig:
     size: int = 20000
     image_size: int = 32
     limit: int | None = None
+    pad_id: int = 0
+    vocab_size: int | None = None
+    tokenizer: Literal["word", "char"] = "word"
+    min_count: int = 1
+    max_vocab: int | None = None
+    max_len: int = 64
+    vocab: list[str] | None = None
+
+    @property
+    def is_tokens(self) -> bool:
+        """True for datasets of token ids (sequence models, categorical likelihood)."""
+        return self.name in TOKEN_DATASETS
 
     def problems(self) -> list[str]:
         out = []
+        if self.max_len < 2:
+            out.append(f"max_len: must be at least 2 (room for <bos> and <eos>), got {self.max_len}")
+        if self.min_count < 1:
+            out.append(f"min_count: must be at least 1, got {self.min_count}")
+        if self.max_vocab is not None and self.max_vocab < 1:
+            out.append(f"max_vocab: must be at least 1 or null, got {self.max_vocab}")
+        if self.vocab_size is not None and self.vocab_size < 2:
+            out.append(f"vocab_size: must be at least 2 or null, got {self.vocab_size}")
         if not 0.0 < self.val_fraction < 1.0:
             out.append(f"val_fraction: must be in (0, 1), got {self.val_fraction}")
-        if self.name in ("array", "image-folder") and not self.path:
+        if self.name in ("array", "image-folder", "tokens", "text") and not self.path:
             out.append(f"path: required when name is {self.name!r}")
         if self.size < 10:
             out.append(f"size: must be at least 10, got {self.size}")
@@ -73,10 +108,27 @@ class DataConfig:
 class ModelConfig:
     """Encoder/decoder architecture and likelihood.
 
+    Every architecture is built by a factory (:mod:`vae_search.model.factory`): the shipped
+    ones by name, a user's own with ``arch: custom``.
+
     Attributes:
-        arch: ``mlp`` (hidden widths from ``hidden``; ``[]`` is a linear VAE) or ``conv``
-            (stride-2 convolutions with ``channels``, for images).
-        hidden: MLP hidden widths, mirrored in the decoder.
+        arch: ``mlp`` (hidden widths from ``hidden``; ``[]`` is a linear VAE), ``conv``
+            (stride-2 convolutions with ``channels``, for images), ``lstm`` (a sentence VAE
+            for token data: LSTM encoder, autoregressive LSTM decoder) or ``custom`` (the
+            function ``factory`` names builds it).
+        factory: ``"package.module:function"`` or ``"path/to/file.py:function"`` (a relative
+            path is taken from the folder of the spec or config file); ``arch: custom`` only.
+        options: free mapping handed to the factory (``ModelContext.options``); the search
+            space reaches it by dotted paths (``model.options.width``).
+        factory_hash: sha256 (16 hex) of the factory's source file, recorded by the search
+            and by ``train``; a run whose code differs warns. Not set by hand.
+        hidden: MLP hidden widths, mirrored in the decoder; ``lstm``: the LSTM layers' width
+            (one layer per entry, all equal).
+        embedding: token embedding size (``lstm``).
+        word_dropout: share of the decoder's input tokens replaced by <unk> while training
+            (Bowman et al. 2016; ``lstm``); 1.0 is the inputless decoder.
+        z_every_step: also concatenate z to every decoder input, not only to its initial
+            state (``lstm``; He et al. 2019 do).
         channels: conv channels per stride-2 layer, mirrored in the decoder.
         activation: nonlinearity between layers.
         latent_dim: number of latent dimensions.
@@ -86,14 +138,20 @@ class ModelConfig:
         learn_sigma: learn one shared sigma (the gaussian likelihood only).
     """
 
-    arch: Literal["mlp", "conv"] = "mlp"
+    arch: Literal["mlp", "conv", "lstm", "custom"] = "mlp"
+    factory: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    factory_hash: str | None = None
     hidden: list[int] = field(default_factory=lambda: [256])
     channels: list[int] = field(default_factory=lambda: [32, 64])
     activation: Literal["relu", "tanh", "elu", "gelu"] = "relu"
     latent_dim: int = 10
-    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
+    likelihood: Literal["bernoulli", "gaussian", "categorical"] = "bernoulli"
     sigma: float = 1.0
     learn_sigma: bool = False
+    embedding: int = 128
+    word_dropout: float = 0.0
+    z_every_step: bool = True
 
     def problems(self) -> list[str]:
         out = []
@@ -107,6 +165,22 @@ class ModelConfig:
             out.append(f"channels: must be positive, got {self.channels}")
         if self.sigma <= 0:
             out.append(f"sigma: must be positive, got {self.sigma}")
+        if self.arch == "custom" and not self.factory:
+            out.append("factory: arch custom needs model.factory ('package.module:function' or "
+                       "'path/to/file.py:function')")
+        if self.factory and self.arch != "custom":
+            out.append(f"factory: only read with arch: custom, but arch is {self.arch!r}; "
+                       "set arch: custom or drop factory")
+        if self.factory and ":" not in self.factory:
+            out.append(f"factory: {self.factory!r} is not 'package.module:function' or "
+                       "'path/to/file.py:function'")
+        if self.arch == "lstm":
+            if not self.hidden or len(set(self.hidden)) != 1:
+                out.append(f"hidden: an lstm needs one or more layers of one width, got {self.hidden}")
+            if self.embedding < 1:
+                out.append(f"embedding: must be at least 1, got {self.embedding}")
+        if not 0.0 <= self.word_dropout <= 1.0:
+            out.append(f"word_dropout: must be in [0, 1], got {self.word_dropout}")
         return out
 
 
@@ -278,6 +352,28 @@ class RunConfig:
         dev = self.device
         if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
             out.append(f"device: {dev!r} is not 'auto', 'cpu', 'cuda' or 'cuda:K'")
+        return out + self._data_model_problems()
+
+    def _data_model_problems(self) -> list[str]:
+        """What the data and the model must agree on (checked at load, not in trial 7)."""
+        m, name = self.model, self.data.name
+        out = []
+        if self.data.is_tokens:
+            if m.arch not in SEQUENCE_ARCHS:
+                out.append(f"model.arch: {m.arch!r} reads images or vectors, but data {name!r} is "
+                           "token ids; use arch: lstm or a custom factory")
+            if m.likelihood != "categorical":
+                out.append(f"model.likelihood: token data {name!r} need likelihood: categorical, "
+                           f"got {m.likelihood!r}")
+            if self.prior.kind == "vamp":
+                out.append(f"prior.kind: vamp needs pseudo-inputs the encoder can read, and token "
+                           f"ids ({name!r}) are discrete; use standard or mog")
+        else:
+            if m.arch == "lstm":
+                out.append(f"model.arch: lstm needs token data (tokens, text, sentences), got {name!r}")
+            if m.likelihood == "categorical":
+                out.append(f"model.likelihood: categorical needs token data (tokens, text, "
+                           f"sentences), got {name!r}")
         return out
 
     # -- construction and serialisation -------------------------------------------------
@@ -291,8 +387,9 @@ class RunConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> RunConfig:
-        """Read a YAML run config."""
-        return cls.from_dict(load_yaml(path), source=str(path))
+        """Read a YAML run config; a relative ``model.factory`` file is taken from its folder."""
+        raw = resolve_factory_path(load_yaml(path), Path(path).parent)
+        return cls.from_dict(raw, source=str(path))
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
@@ -325,6 +422,24 @@ def load_yaml(path: str | Path) -> Any:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or "invalid YAML"
         raise ConfigError(f"{p}: malformed YAML{where}: {problem}") from e
+
+
+def resolve_factory_path(run: Any, folder: Path) -> Any:
+    """``run`` with a relative ``model.factory`` file path made absolute from ``folder``.
+
+    ``"models/vae.py:build"`` in ``/specs/text.yaml`` becomes ``"/specs/models/vae.py:build"``;
+    module paths (``"pkg.mod:build"``) and absolute paths are left as they are.
+    """
+    if not isinstance(run, dict) or not isinstance(run.get("model"), dict):
+        return run
+    factory = run["model"].get("factory")
+    if not isinstance(factory, str) or ":" not in factory:
+        return run
+    target, _, fn = factory.rpartition(":")
+    if not target.endswith(".py") or Path(target).is_absolute():
+        return run
+    model = {**run["model"], "factory": f"{(folder / target).resolve()}:{fn}"}
+    return {**run, "model": model}
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from vae_search.model.gaussian import LOG_2PI, log_mixture
+from vae_search.model.gaussian import LOG_2PI, kl_normal, log_mixture
 from vae_search.model.vae import VAE
 
 
@@ -59,6 +59,15 @@ def active_units(mu: torch.Tensor, threshold: float = 0.01) -> tuple[int, torch.
     """
     var = mu.var(dim=0, unbiased=False)
     return int((var > threshold).sum()), var
+
+
+def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(q(z_d|x) || N(0, 1)) of each latent dimension, averaged over the batch: (D,).
+
+    Closed form (Kingma & Welling 2014, appendix B), for a standard-normal prior; a collapsed
+    dimension sits at ~0. (A model with another prior: ``model.prior.kl_per_dim``.)
+    """
+    return kl_normal(mu, logvar).mean(0)
 
 
 def mutual_info_batch(mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

@@ -32,6 +32,7 @@ RESUMED_FROM_EPOCH = "resumed_from_epoch"
 RETRY_OF = "retry_of"
 REQUEUED_FROM = "requeued_from"
 EPOCHS = "epochs"
+VOCAB = "vocab"  # a text trial's vocabulary (token data), so an export re-encodes as it did
 
 # short words for people, kept as user attributes
 PRUNE_REASON = "prune_reason"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from collections.abc import Iterator
@@ -64,12 +65,16 @@ def train_cmd(config: Path | None, out_dir: Path, device: str | None, epochs: in
     from vae_search.data import load_data
     from vae_search.train import train
     from vae_search.train.outputs import write_run
+    from vae_search.workers.preflight import check_model
 
     cfg = RunConfig.from_file(config) if config else RunConfig()
     overrides = {k: v for k, v in (("device", device), ("epochs", epochs)) if v is not None}
     if overrides:
         cfg = RunConfig.from_dict({**cfg.to_dict(), **overrides}, source="command line")
     data = load_data(cfg.data)
+    check_model(cfg, data, f"{config or 'config'}: ")
+    if data.vocab is not None and cfg.data.vocab is None:  # config.yaml re-runs with this vocabulary
+        cfg = cfg.replace(data=dataclasses.replace(cfg.data, vocab=list(data.vocab)))
     log.info("data %s: %d train, %d validation, shape %s", data.name, len(data.train), len(data.val), data.shape)
     with step_progress(sys.stderr.isatty()) as progress:
         result = train(cfg, data=data, progress=progress)  # type: ignore[arg-type]
@@ -78,7 +83,9 @@ def train_cmd(config: Path | None, out_dir: Path, device: str | None, epochs: in
     nll = f"{f['nll_iwae']:.2f}" if f["nll_iwae"] is not None else "n/a"
     click.echo(
         f"-elbo {f['elbo']:.2f}  nll_iwae(k={f['iwae_samples']}) {nll}  recon {f['recon']:.2f}  "
-        f"kl {f['kl']:.2f}  active units {f['active_units']}/{f['latent_dim']}  mi {f['mutual_info']:.2f}  -> {out_dir}"
+        f"kl {f['kl']:.2f}  active units {f['active_units']}/{f['latent_dim']}  mi {f['mutual_info']:.2f}"
+        + (f"  ppl {f['ppl_iwae'] if f.get('ppl_iwae') is not None else f['ppl_elbo']:.2f}" if "ppl_elbo" in f else "")
+        + f"  -> {out_dir}"
     )
 
 

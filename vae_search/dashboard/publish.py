@@ -2,7 +2,8 @@
 
 :func:`publish_trial` is the one entry point: it uploads PNG artifacts (training curves, KL per
 latent dimension and, when the trained model and image data are at hand, reconstructions,
-prior samples and, for ``shapes``, latent traversals) and saves a Markdown note saying how the
+prior samples and, for ``shapes``, latent traversals; for token data the reconstructions,
+samples and interpolations are text, :mod:`vae_search.dashboard.text_pictures`) and saves a Markdown note saying how the
 trial ended. It never raises: a picture must never fail a trial.
 
 Call it while the trial is still running (before returning the value, before raising
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 OUTCOMES = ("complete", "pruned", "failed")
 # file names of the artifacts, in the order the report shows them
 PICTURES = ("curves.png", "kl-per-dim.png", "reconstructions.png", "samples.png", "traversals.png")
+# token data's text pictures add this one (the report shows it after the others)
+TEXT_PICTURES = ("interpolations.png",)
 
 
 def publish_trial(
@@ -137,6 +140,11 @@ def _pictures(
             subtitle=sub,
         ),
     }
+    if model is not None and data is not None and data.is_tokens:  # text, rendered as PNG
+        from vae_search.dashboard import text_pictures
+
+        out.update(text_pictures.pictures(model, data, seed=config.seed))
+        return out
     if model is None or data is None or not data.is_image:
         return out
     x = data.val[:64]

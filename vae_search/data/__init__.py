@@ -6,7 +6,9 @@ The split, ``limit`` and binarisation rules shared by every dataset are describe
 
 * ``shapes``: :mod:`vae_search.data.shapes` (generated, offline);
 * ``mnist``, ``fashion-mnist``, ``kmnist``, ``cifar10``: :mod:`vae_search.data.vision`;
-* ``array``, ``image-folder``: :mod:`vae_search.data.files`.
+* ``array``, ``image-folder``: :mod:`vae_search.data.files`;
+* ``tokens``, ``text`` (token ids, int64): :mod:`vae_search.data.tokens`;
+* ``sentences`` (generated text, offline): :mod:`vae_search.data.sentences`.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from collections.abc import Callable
 
 from vae_search.config import DataConfig
 from vae_search.data.files import load_array, load_image_folder
+from vae_search.data.sentences import load_sentences
 from vae_search.data.shapes import load_shapes
 from vae_search.data.splits import DataSplits
+from vae_search.data.tokens import load_text, load_tokens
 from vae_search.data.vision import SOURCES, load_vision
 from vae_search.errors import ConfigError, DataError
 
@@ -27,6 +31,9 @@ LOADERS: dict[str, Callable[[DataConfig], DataSplits]] = {
     **{name: load_vision for name in SOURCES},
     "array": load_array,
     "image-folder": load_image_folder,
+    "tokens": load_tokens,
+    "text": load_text,
+    "sentences": load_sentences,
 }
 
 
@@ -39,7 +46,7 @@ def load_data(cfg: DataConfig) -> DataSplits:
         cfg: the data section of a run config.
 
     Returns:
-        The train / validation / test splits as float32 CPU tensors.
+        The train / validation / test splits as float32 CPU tensors (token data: int64 ids).
 
     Raises:
         ConfigError: the config breaks one of ``DataConfig``'s rules (``val_fraction`` ...).

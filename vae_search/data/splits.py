@@ -48,6 +48,11 @@ class DataSplits:
         factor_names: names of the ground-truth factors (``shapes`` only).
         train_factors: float32 factors ``(N_train, n_factors)``, row-aligned with ``train``.
         val_factors: float32 factors ``(N_val, n_factors)``, row-aligned with ``val``.
+        vocab_size: token data only: ids lie in [0, vocab_size); ``train`` / ``val`` / ``test``
+            are then int64 ``(N, T)``, each row <bos> first and padded with ``pad_id``.
+        pad_id, bos_id, eos_id, unk_id: the special ids of token data (eos / unk: None when
+            the data have none).
+        vocab: the token strings by id (``text``, ``sentences``), None for ``tokens``.
     """
 
     name: str
@@ -59,6 +64,17 @@ class DataSplits:
     factor_names: tuple[str, ...] = ()
     train_factors: torch.Tensor | None = field(default=None, repr=False)
     val_factors: torch.Tensor | None = field(default=None, repr=False)
+    vocab_size: int | None = None
+    pad_id: int = 0
+    bos_id: int = 0
+    eos_id: int | None = None
+    unk_id: int | None = None
+    vocab: list[str] | None = field(default=None, repr=False)
+
+    @property
+    def is_tokens(self) -> bool:
+        """True for token data (int64 ids, a sequence model)."""
+        return self.vocab_size is not None
 
     def test_split(self) -> torch.Tensor | None:
         """The test split for a final evaluation (None: the source has none).

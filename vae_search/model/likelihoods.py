@@ -1,4 +1,5 @@
-"""Observation models p(x | z): the decoder's output is read as Bernoulli logits or a Gaussian mean."""
+"""Observation models p(x | z): the decoder's output is read as Bernoulli logits, a Gaussian
+mean, or (token data) next-token logits of a categorical that masks padding."""
 
 from __future__ import annotations
 
@@ -27,6 +28,13 @@ class Likelihood(nn.Module):
     def mean(self, out: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         """E[x | z], for pictures."""
         raise NotImplementedError
+
+    def param_shape(self, x: torch.Tensor) -> tuple[int, ...]:
+        """Shape of the decoder output this likelihood reads for the batch ``x``."""
+        return tuple(x.shape)
+
+    def describe(self) -> str:
+        return f"{type(self).__name__.lower()} parameters shaped like x"
 
 
 class Bernoulli(Likelihood):
@@ -59,7 +67,40 @@ class Gaussian(Likelihood):
         return out
 
 
-def build_likelihood(kind: str, event_dims: int, *, sigma: float, learn_sigma: bool) -> Likelihood:
+class Categorical(Likelihood):
+    """Token data: x is (..., T) ids whose first is <bos>; the decoder gives (..., T - 1, V)
+    logits, position t predicting token t + 1. log p(x|z) sums log softmax over the predicted
+    tokens that are not padding: <eos> counts, <bos> (never predicted) does not.
+    ``x`` broadcasts against leading sample dimensions of ``out`` (the IWAE's k)."""
+
+    def __init__(self, vocab_size: int, pad_id: int):
+        super().__init__(1)
+        self.vocab_size = vocab_size
+        self.pad_id = pad_id
+
+    def log_prob(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        target = x[..., 1:].expand(out.shape[:-1])
+        logp = torch.log_softmax(out.float(), dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+        return (logp * (target != self.pad_id)).sum(-1)
+
+    def counted(self, x: torch.Tensor) -> torch.Tensor:
+        """Tokens per sequence that the likelihood scores (<eos> yes, <bos> and <pad> no)."""
+        return (x[..., 1:] != self.pad_id).sum(-1)
+
+    def mean(self, out: torch.Tensor) -> torch.Tensor:
+        return out.argmax(-1)
+
+    def param_shape(self, x: torch.Tensor) -> tuple[int, ...]:
+        return (*x.shape[:-1], x.shape[-1] - 1, self.vocab_size)
+
+    def describe(self) -> str:
+        return "next-token logits (batch, max_len - 1, vocab_size)"
+
+
+def build_likelihood(kind: str, event_dims: int, *, sigma: float, learn_sigma: bool,
+                     vocab_size: int = 0, pad_id: int = 0) -> Likelihood:
+    if kind == "categorical":
+        return Categorical(vocab_size, pad_id)
     if kind == "gaussian":
         return Gaussian(event_dims, sigma, learn_sigma)
     return Bernoulli(event_dims)

@@ -1,7 +1,8 @@
 """Encoder and decoder networks: an MLP for any data and a stride-2 convolutional net for images.
 
 Both encoders end in one linear layer giving the posterior mean and log-variance; both decoders
-give one tensor shaped like the data (logits or means, as the likelihood reads them).
+give one tensor shaped like the data (logits or means, as the likelihood reads them) and ignore
+the ``x`` the factory interface hands them. :mod:`vae_search.model.factory` builds them.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class MLPDecoder(nn.Module):
         self.shape = tuple(shape)
         self.net = _mlp([latent_dim, *reversed(hidden), math.prod(shape)], activation)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(z).unflatten(-1, self.shape)
 
 
@@ -104,23 +105,7 @@ class ConvDecoder(nn.Module):
                 layers.append(_ACTIVATIONS[activation]())
         self.deconv = nn.Sequential(*layers)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
         lead = z.shape[:-1]
         out = self.deconv(self.fc(z.reshape(-1, z.shape[-1])).unflatten(-1, self.start))
         return out.reshape(*lead, *out.shape[1:])
-
-
-def build_networks(
-    arch: str, shape: tuple[int, ...], *, hidden: Sequence[int], channels: Sequence[int],
-    latent_dim: int, activation: str,
-) -> tuple[nn.Module, nn.Module]:
-    """Return (encoder, decoder) for the architecture name."""
-    if arch == "conv":
-        return (
-            ConvEncoder(shape, channels, latent_dim, activation),
-            ConvDecoder(shape, channels, latent_dim, activation),
-        )
-    return (
-        MLPEncoder(shape, hidden, latent_dim, activation),
-        MLPDecoder(shape, hidden, latent_dim, activation),
-    )

@@ -7,16 +7,19 @@ The loss is a free function (:func:`vae_loss`) so the β schedule and free bits 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from vae_search.config import RunConfig
+from vae_search.model.factory import SequenceInfo, build_networks_from, context_for, source_hash
 from vae_search.model.gaussian import full_precision, log_normal
 from vae_search.model.likelihoods import Likelihood, build_likelihood
-from vae_search.model.networks import build_networks
 from vae_search.model.priors import Prior, build_prior
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -68,13 +71,28 @@ class VAE(nn.Module):
             eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         return mu + torch.exp(0.5 * logvar) * eps
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return full_precision(self.decoder(z))  # logits or means, float32 under autocast too
+    def decode(self, z: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+        """The decoder's likelihood parameters for z (..., D); ``x`` (B, ...) is handed to it
+        for teacher forcing. Leading sample dimensions of z (the IWAE's k) are folded into the
+        batch, so a decoder only ever sees z (N, D) and x (N, ...)."""
+        if z.dim() > 2:
+            lead = z.shape[:-1]
+            flat_x = None if x is None else x.expand(*lead, *x.shape[1:]).reshape(-1, *x.shape[1:])
+            out = self._decoder(z.reshape(-1, z.shape[-1]), flat_x)
+            out = out.reshape(*lead, *out.shape[1:])
+        else:
+            out = self._decoder(z, x)
+        return full_precision(out)  # logits or means, float32 under autocast too
+
+    def _decoder(self, z: torch.Tensor, x: torch.Tensor | None) -> torch.Tensor:
+        # without x (pictures decoding from the prior or a mean) the decoder gets z alone, so
+        # a plain z -> output module works there; the factory contract is forward(z, x=None)
+        return self.decoder(z) if x is None else self.decoder(z, x)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> VAEOutput:
         mu, logvar = self.encode(x)
         z = self.reparameterize(mu, logvar, generator)
-        out = self.decode(z)
+        out = self.decode(z, x)
         return VAEOutput(
             out=out, mu=mu, logvar=logvar, z=z,
             log_px=self.likelihood.log_prob(x, out),
@@ -88,7 +106,7 @@ class VAE(nn.Module):
         mu, logvar = self.encode(x)
         eps = torch.randn((k, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
         z = mu + torch.exp(0.5 * logvar) * eps
-        log_px = self.likelihood.log_prob(x, self.decode(z))
+        log_px = self.likelihood.log_prob(x, self.decode(z, x))
         return log_px + self.prior.log_prob(z) - log_normal(z, mu, logvar).sum(-1)
 
     @torch.no_grad()
@@ -111,17 +129,29 @@ def vae_loss(out: VAEOutput, beta: torch.Tensor | float, free_bits: float = 0.0)
     return recon + beta * kl_groups.sum()
 
 
-def build_vae(cfg: RunConfig, shape: tuple[int, ...]) -> VAE:
-    """Build the model a run config describes, for data of event shape ``shape``."""
+def build_vae(cfg: RunConfig, shape: tuple[int, ...], sequence: SequenceInfo | None = None) -> VAE:
+    """Build the model a run config describes, for data of event shape ``shape`` (token data:
+    ``(T,)`` and its :class:`SequenceInfo`), through the model section's factory.
+
+    A custom factory whose source file differs from the one ``model.factory_hash`` recorded
+    is built with a warning: the run may not reproduce the one it came from.
+    """
     m = cfg.model
-    encoder, decoder = build_networks(
-        m.arch, shape, hidden=m.hidden, channels=m.channels, latent_dim=m.latent_dim, activation=m.activation
-    )
+    if m.arch == "custom" and m.factory_hash:
+        now = source_hash(m.factory or "")
+        if now != m.factory_hash:
+            log.warning("model.factory %r: its source file differs from the one this config was "
+                        "recorded with (hash %s, now %s); results may not reproduce", m.factory,
+                        m.factory_hash, now)
+    encoder, decoder = build_networks_from(m, context_for(m, shape, sequence))
     prior = build_prior(
         cfg.prior.kind, m.latent_dim, components=cfg.prior.components, shape=shape,
         encode=encoder.forward, clamp=m.likelihood == "bernoulli",
     )
-    likelihood = build_likelihood(m.likelihood, len(shape), sigma=m.sigma, learn_sigma=m.learn_sigma)
+    likelihood = build_likelihood(
+        m.likelihood, len(shape), sigma=m.sigma, learn_sigma=m.learn_sigma,
+        vocab_size=sequence.vocab_size if sequence else 0, pad_id=sequence.pad_id if sequence else 0,
+    )
     return VAE(shape, encoder, decoder, prior, likelihood)
 
 

@@ -1,6 +1,8 @@
 """Export the best trials as run configs that ``vae-search train`` runs as they are.
 
-Each file is the trial's resolved run config with a ``provenance`` section (ignored by training):
+Each file is the trial's resolved run config (for token data with the trial's vocabulary in
+``data.vocab``; for a custom model with ``model.factory``, ``model.options`` and
+``model.factory_hash``) and a ``provenance`` section (ignored by training):
 the study, the trial number, its value and final metrics, its parameters, and the versions of
 Python, torch, optuna and vae-search that produced it.
 """
@@ -44,6 +46,9 @@ def trial_config(study: optuna.Study, t: FrozenTrial, rank: int, storage: str) -
     if stored is None:
         raise VaeSearchError(f"trial {t.number} has no stored config; export another trial with --top")
     cfg = RunConfig.from_dict(stored, source=f"trial {t.number}")
+    vocab = records.record(t, records.VOCAB)
+    if cfg.data.vocab is None and vocab:
+        cfg.data.vocab = list(vocab)  # the re-run encodes text as the trial did
     cfg.provenance = {
         "study": study.study_name,
         "storage": storage,

@@ -180,7 +180,8 @@ def nest(dotted: dict[str, Any]) -> dict[str, Any]:
 
 
 def field_problem(key: str) -> str | None:
-    """None if ``key`` is a dotted path to a leaf field of RunConfig, else what is wrong."""
+    """None if ``key`` is a dotted path to a leaf field of RunConfig (or to any key below a
+    free mapping such as ``model.options``), else what is wrong."""
     cls: Any = RunConfig
     parts = key.split(".")
     for i, part in enumerate(parts):
@@ -190,6 +191,8 @@ def field_problem(key: str) -> str | None:
             return f"not a run config field ({where} has: {', '.join(sorted(names))})"
         tp = typing.get_type_hints(cls)[part]
         last = i == len(parts) - 1
+        if typing.get_origin(tp) is dict and not last:
+            return None  # a free mapping (model.options): any key below it is the user's
         if dataclasses.is_dataclass(tp) and last:
             return "names a section, not a field; name one of its fields"
         if not dataclasses.is_dataclass(tp) and not last:

@@ -72,7 +72,7 @@ from optuna.pruners import BasePruner
 from optuna.trial import TrialState
 
 from vae_search._typed import from_dict
-from vae_search.config import RunConfig, load_yaml, merge
+from vae_search.config import RunConfig, load_yaml, merge, resolve_factory_path
 from vae_search.errors import ConfigError
 from vae_search.study import checks as _checks
 from vae_search.study import space as _space
@@ -281,8 +281,12 @@ class StudySpec:
 
     @classmethod
     def from_file(cls, path: str | Path) -> StudySpec:
-        """Read a study YAML file (``yaml.safe_load``) and check it."""
-        return cls.from_dict(load_yaml(path), source=str(path))
+        """Read a study YAML file (``yaml.safe_load``) and check it; a relative
+        ``run.model.factory`` file path is taken from the file's folder."""
+        raw = load_yaml(path)
+        if isinstance(raw, dict) and "run" in raw:
+            raw = {**raw, "run": resolve_factory_path(raw["run"], Path(path).parent)}
+        return cls.from_dict(raw, source=str(path))
 
     def base_run(self) -> RunConfig:
         """The fixed part of every trial's run config (``run:`` over RunConfig defaults)."""

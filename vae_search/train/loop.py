@@ -13,6 +13,7 @@ and stops the run with its epoch and step.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -27,6 +28,8 @@ from vae_search.data.splits import derive_seed
 from vae_search.errors import ConfigError, TrainingError
 from vae_search.metrics import Evaluation, evaluate, iwae_nll
 from vae_search.model import VAE, build_vae, vae_loss
+from vae_search.model.factory import SequenceInfo, record_factory_hash
+from vae_search.model.likelihoods import Categorical
 from vae_search.schedules import BetaSchedule
 from vae_search.train.batching import TensorBatcher
 
@@ -159,9 +162,11 @@ def train(
     train_x = data.train.to(device)
     val_x = data.val[: cfg.eval.max_examples].to(device)
     history: list[EpochMetrics] = []
-    model, optimizer, gen = _fresh(cfg, data.shape, device)
+    cfg = record_factory_hash(cfg)
+    sequence = sequence_info(data)
+    model, optimizer, gen = _fresh(cfg, data.shape, device, sequence)
     if not _restore(checkpoint, cfg, model, optimizer, gen, history):
-        model, optimizer, gen = _fresh(cfg, data.shape, device)  # undo a partial restore
+        model, optimizer, gen = _fresh(cfg, data.shape, device, sequence)  # undo a partial restore
     start_epoch = len(history)
     batcher = TensorBatcher(train_x, cfg.batch_size, gen, binarize=cfg.data.binarize == "dynamic")
     steps = len(batcher)
@@ -260,7 +265,31 @@ def final_figures(
         ev = evaluate(model, test_x, batch_size=cfg.eval.batch_size, au_threshold=cfg.eval.au_threshold, seed=cfg.seed)
         final["test"] = ev.to_dict()
         final["test"]["nll_iwae"] = iwae_nll(model, test_x, k=k, chunk=chunk, seed=cfg.seed) if k > 0 else None
+        if isinstance(model.likelihood, Categorical):
+            final["test"].update(per_token(model.likelihood, test_x, final["test"]))
+    if isinstance(model.likelihood, Categorical):
+        iw_x = val_x[: cfg.eval.iwae_max_examples]
+        final.update(per_token(model.likelihood, val_x, final, iw_x=iw_x))
     return final
+
+
+def per_token(lik: Categorical, x: torch.Tensor, figures: dict[str, Any],
+              iw_x: torch.Tensor | None = None) -> dict[str, Any]:
+    """Token data's figures per token and as perplexity, the way text-VAE papers give them.
+
+    Counted tokens are those the likelihood scores: every token after <bos> that is not
+    padding, so <eos> counts and <bos> does not (He et al. 2019, ``text.py``). Perplexity is
+    exp(total NLL / counted tokens) over the same sequences as the NLL: the -ELBO over the
+    validation figures' sequences, the IWAE NLL over its (``eval.iwae_max_examples``) ones.
+    """
+    per_seq = float(lik.counted(x).double().mean())
+    out: dict[str, Any] = {"tokens_per_sequence": per_seq, "elbo_per_token": figures["elbo"] / per_seq,
+                           "ppl_elbo": math.exp(figures["elbo"] / per_seq)}
+    if figures.get("nll_iwae") is not None:
+        iw_per_seq = float(lik.counted(x if iw_x is None else iw_x).double().mean())
+        out["nll_iwae_per_token"] = figures["nll_iwae"] / iw_per_seq
+        out["ppl_iwae"] = math.exp(figures["nll_iwae"] / iw_per_seq)
+    return out
 
 
 def _check_finite(losses: torch.Tensor, epoch: int, beta: float) -> None:
@@ -281,11 +310,19 @@ def _resume_key(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k not in ("device", "threads", "provenance")}
 
 
-def _fresh(cfg: RunConfig, shape: tuple[int, ...], device: torch.device
+def sequence_info(data: Any) -> SequenceInfo | None:
+    """What a sequence model needs of token data's vocabulary (None for images and vectors)."""
+    if getattr(data, "vocab_size", None) is None:
+        return None
+    return SequenceInfo(vocab_size=data.vocab_size, max_len=data.shape[0], pad_id=data.pad_id,
+                        bos_id=data.bos_id, eos_id=data.eos_id, unk_id=data.unk_id)
+
+
+def _fresh(cfg: RunConfig, shape: tuple[int, ...], device: torch.device, sequence: SequenceInfo | None = None
            ) -> tuple[VAE, torch.optim.Optimizer, torch.Generator]:
     """Seeded model, optimizer and batch generator: the same config gives the same start."""
     seed_everything(cfg.seed)
-    model = build_vae(cfg, shape).to(device)
+    model = build_vae(cfg, shape, sequence).to(device)
     return model, make_optimizer(cfg, model), torch.Generator(device=device).manual_seed(cfg.seed)
 
 

@@ -16,6 +16,7 @@ import torch
 
 from vae_search.config import RunConfig
 from vae_search.model import VAE, build_vae
+from vae_search.model.factory import SequenceInfo
 from vae_search.pictures import save_pictures
 from vae_search.train.loop import RunResult
 
@@ -33,9 +34,11 @@ def write_run(result: RunResult, out_dir: Path, val_x: torch.Tensor | None = Non
     log.info("wrote %s", out_dir)
 
 
-def load_model(run_dir: Path, shape: tuple[int, ...]) -> tuple[RunConfig, VAE]:
-    """Rebuild a trained model from a run directory (config.yaml + model.pt)."""
+def load_model(run_dir: Path, shape: tuple[int, ...], sequence: SequenceInfo | None = None
+               ) -> tuple[RunConfig, VAE]:
+    """Rebuild a trained model from a run directory (config.yaml + model.pt); token data also
+    need their :class:`SequenceInfo` (``vae_search.train.loop.sequence_info(data)``)."""
     cfg = RunConfig.from_file(run_dir / "config.yaml")
-    model = build_vae(cfg, shape)
+    model = build_vae(cfg, shape, sequence)
     model.load_state_dict(torch.load(run_dir / "model.pt", weights_only=True, map_location="cpu"))
     return cfg, model

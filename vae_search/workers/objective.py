@@ -14,7 +14,8 @@ A trial's records (what ``status``, ``export``, the pruner and the dashboard rea
 through :mod:`vae_search.records`) are trial *system* attributes ``vae_search:<name>``, in the
 study's database; plain Optuna (``optuna best-trial``, optuna-dashboard) does not print them:
 
-- ``config``: the full resolved run config (re-run it with ``vae-search train``);
+- ``config``: the full resolved run config (re-run it with ``vae-search train``); for a custom
+  model it holds ``model.factory``, ``model.options`` and ``model.factory_hash``;
 - ``latent_dim``; ``active_units``: per-epoch counts (what the collapse pruner reads);
 - ``history``: per-epoch ``beta``, ``elbo``, ``recon``, ``kl``, ``mutual_info``, ``kl_per_dim``,
   ``seconds``;
@@ -23,6 +24,8 @@ study's database; plain Optuna (``optuna best-trial``, optuna-dashboard) does no
   with short epochs they add up (see the storage benchmark in the README). The pruners see
   every epoch at once (:meth:`TrialHistory.pruner_view`); a running trial's epoch count is
   its number of reported values;
+- ``vocab``: token data built from a text file: the vocabulary, by id (export writes it into
+  ``data.vocab``, so the re-run encodes the text the same way);
 - ``final``: the final figures (``nll_iwae``, ``iwae_samples``, ``active_units``, ...);
 - ``pruned_epoch``, ``pruned_active_units``;
 - ``retry_of`` / ``requeued_from``: the trial this one continues; ``resumed_from_epoch``: the
@@ -59,6 +62,7 @@ from optuna.trial import FrozenTrial
 from vae_search import records
 from vae_search.config import DataConfig, RunConfig, merge
 from vae_search.errors import VaeSearchError
+from vae_search.model.factory import record_factory_hash
 from vae_search.storage.checkpoints import TrialCheckpoint
 from vae_search.study.collapse import CollapsePruner, prune_reason, record_collapse_constraint
 from vae_search.study.final import FINALIST_CONFIG, final_value
@@ -192,7 +196,9 @@ class Objective:
             overrides["eval"] = {"iwae_samples": 0}
         if overrides:
             cfg = RunConfig.from_dict(merge(cfg.to_dict(), overrides), source="worker options")
-        return cfg
+        # a custom factory's source hash goes into the stored config: export and re-runs warn
+        # when their code differs
+        return record_factory_hash(cfg)
 
     def _prune_reason(self, trial: optuna.Trial, history: TrialHistory, m: EpochMetrics) -> str | None:
         """Why the trial is pruned after this epoch (None: it goes on)."""
@@ -273,7 +279,18 @@ class Objective:
                 log.info("pruned (%s)", message)  # Optuna's own line shows only with -v
                 raise optuna.TrialPruned(message)
 
+        self._record_vocab(trial, cfg)
         return TrialRun(trial, cfg, checkpoint, history, on_epoch, threshold)
+
+    def _record_vocab(self, trial: optuna.Trial, cfg: RunConfig) -> None:
+        """Store a text dataset's vocabulary with the trial (export writes it into data.vocab).
+        Data that cannot be read is left to training, which fails the trial with the reason."""
+        try:
+            data = self.data_for(cfg)
+        except VaeSearchError:
+            return
+        if getattr(data, "vocab", None) is not None and cfg.data.vocab is None:
+            records.write(trial, records.VOCAB, data.vocab)
 
     def failed(self, run: TrialRun, error: Exception) -> float:
         """The value of a trial whose training raised ``error``; what is not a finding about

@@ -46,6 +46,33 @@ def prepare_data(spec: StudySpec, overrides: dict[str, Any] | None = None) -> Da
     return load_data(cfg)
 
 
+def model_label(cfg: RunConfig) -> str:
+    m = cfg.model
+    return f"model.factory {m.factory!r}" if m.arch == "custom" else f"model.arch {m.arch!r}"
+
+
+def check_model(cfg: RunConfig, data: DataSplits, where: str = "") -> None:
+    """Build the config's model and run one forward and backward pass on a real batch of the
+    training split (on the CPU, at most 8 examples), so that a factory that cannot be
+    imported, raises, or returns the wrong thing is one line, naming it, before any trial.
+    """
+    import torch
+
+    from vae_search.model import build_vae
+    from vae_search.model.factory import check_model as dry_run
+    from vae_search.train.loop import sequence_info
+
+    label = f"{where}{model_label(cfg)}"
+    try:
+        model = build_vae(cfg, data.shape, sequence_info(data))
+    except ConfigError as e:
+        raise ConfigError(f"{where}{e}") from e
+    x = data.train[: min(8, cfg.batch_size, len(data.train))]
+    with torch.random.fork_rng():  # leave the caller's random streams as they were
+        dry_run(model, x, label)
+    log.info("%s: one forward and backward pass on a batch of %d passed", label, len(x))
+
+
 def fetch_data(spec: StudySpec) -> None:
     """Check the spec's dataset once, before the study is created or workers start: download
     (or find) a torchvision dataset, read a ``.npy``/``.npz`` file or an image folder, so a

@@ -43,7 +43,7 @@ from vae_search.workers.context import set_worker
 from vae_search.workers.hooks import WorkerHooks
 from vae_search.workers.objective import Objective
 from vae_search.workers.population import Heartbeats, PopulationRound, ask_trials
-from vae_search.workers.preflight import check_device, prepare_data, trial_base
+from vae_search.workers.preflight import check_device, check_model, prepare_data, trial_base
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +163,7 @@ def run_worker(
     }
     check_device(spec, overrides)  # before the study is touched: one line, no FAIL left behind
     data = prepare_data(spec, overrides)
+    check_model(trial_base(spec, overrides), data, f"{spec.source}: ")  # a broken factory: one line
     timing_dir = os.environ.get(TIMING_ENV)
     timers: list[StorageTimer] = []
     study, url = open_study(spec, opts.storage, opts.index, timers if timing_dir else None)
