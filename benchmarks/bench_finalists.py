@@ -25,6 +25,7 @@ import numpy as np
 import optuna
 
 from benchmarks._common import quiet
+from vae_search import records
 from vae_search.results.finalists import choose_finalists, summarize_finalists
 from vae_search.results.pareto import non_dominated
 from vae_search.study.collapse import is_collapsed
@@ -106,7 +107,7 @@ def finalists(dataset: str, trials: int, top: int, seeds: int, k: int, epochs: i
 
 
 def _rd(t: optuna.trial.FrozenTrial) -> tuple[float, float]:
-    f = t.user_attrs["final"]
+    f = records.record(t, 'final')
     return float(f["kl"]), float(f["recon"])
 
 

@@ -26,6 +26,7 @@ import torch
 import yaml
 
 from benchmarks._common import emit, epochs_run, quiet, spec_with
+from vae_search import records
 from vae_search.study.collapse import collapse_threshold
 from vae_search.study.spec import StudySpec
 from vae_search.workers.worker import WorkerOptions, open_study, run_worker
@@ -73,8 +74,8 @@ def remedy_table(study: optuna.Study) -> list[dict]:
     rule = StudySpec.from_file(SPEC).pruner.collapse  # the spec's rule: what "collapsed" means
     threshold = collapse_threshold(BASE["model.latent_dim"], rule.min_active_units, rule.min_active_fraction)
     for remedy in REMEDIES:
-        ts = [t for t in study.trials if t.user_attrs.get("remedy") == remedy and "final" in t.user_attrs]
-        finals = [t.user_attrs["final"] for t in ts]
+        ts = [t for t in study.trials if t.user_attrs.get("remedy") == remedy and records.has_record(t, 'final')]
+        finals = [records.record(t, 'final') for t in ts]
         rows.append({
             "remedy": remedy, "trials": len(ts),
             "collapsed": sum(f["active_units"] < threshold for f in finals) / max(1, len(ts)),

@@ -30,6 +30,7 @@ import optuna
 import yaml
 
 from benchmarks._common import quiet
+from vae_search import records
 from vae_search.study.spec import StudySpec
 from vae_search.train import loop
 from vae_search.workers.worker import WorkerOptions, run_worker
@@ -89,7 +90,7 @@ def measure(tmp: Path, label: str, trials: int, epochs: int, size: int, final_iw
     study = optuna.load_study(study_name=label, storage=url)
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     walls = [(t.datetime_complete - t.datetime_start).total_seconds() for t in done]
-    epoch_s = [sum(t.user_attrs["history"]["seconds"]) for t in done]
+    epoch_s = [sum(records.record(t, 'history')["seconds"]) for t in done]
     fixed = [w - e for w, e in zip(walls, epoch_s)]
     med = statistics.median
     row = {

@@ -46,6 +46,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("data", "model", "schedules"),
     ("metrics", "pictures"),
     ("train",),
+    ("records",),
     ("study", "storage"),
     ("workers", "results"),
     ("dashboard",),

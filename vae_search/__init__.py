@@ -9,6 +9,8 @@ that rule, and forbids import cycles):
   :mod:`vae_search.metrics` and :mod:`vae_search.pictures`: datasets, networks and priors, β
   schedules, collapse measures, image grids;
 - :mod:`vae_search.train`: one run of a config, with an epoch callback; it knows nothing of Optuna;
+- :mod:`vae_search.records`: where a trial's records live (its system attributes
+  ``vae_search:*``) and the one reader of them (old studies' inline user attributes too);
 - :mod:`vae_search.study`: what a study is (spec, search space, the collapse rule and pruners);
   :mod:`vae_search.storage`: where it lives (database URLs, the RDB storage, surviving a
   restart, the gRPC proxy, the study lock, stale trials, checkpoints);

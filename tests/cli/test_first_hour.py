@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.workers.test_worker import write_spec
+from vae_search import records
 from vae_search.cli import main
 from vae_search.study.spec import StudySpec
 from vae_search.workers.launch import Placement, worker_command
@@ -191,7 +192,7 @@ def test_the_quickstart_prunes_for_collapse_and_the_summary_agrees_with_status(t
     run_worker(spec, WorkerOptions(storage=url, artifact_dir=str(tmp_path / "a"), index=0, n_trials=3))
     status = json.loads(run("status", "--json", "--storage", url).output)
     study = optuna.load_study(study_name="quickstart", storage=url)
-    pruned = [t for t in study.trials if t.user_attrs.get("prune_reason") == "collapse"]
+    pruned = [t for t in study.trials if records.record(t, "prune_reason") == "collapse"]
     assert len(pruned) >= 1
     # status counts what the trials say, and the epochs saved are the epochs never trained
     assert status["pruned"]["collapse"] == len(pruned)

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from tests.conftest import PG_ENV, PG_SKIP
 from tests.workers.test_worker import write_spec
+from vae_search import records
 from vae_search.cli import main
 from vae_search.study.spec import StudySpec
 from vae_search.workers.worker import WorkerOptions, run_worker
@@ -49,7 +50,7 @@ def test_status_counts_and_best(finished):
 
     study = optuna.load_study(study_name="clistudy", storage=url)
     # the best trial reported is the completed, non-collapsed trial of lowest value
-    feasible = [t for t in study.trials if t.state.name == "COMPLETE" and t.user_attrs["final"]["active_units"] >= 1]
+    feasible = [t for t in study.trials if t.state.name == "COMPLETE" and records.record(t, "final")["active_units"] >= 1]
     assert d["best"]["number"] == min(feasible, key=lambda t: t.value).number
     text = run("status", "clistudy", "--storage", url).output
     assert "best: trial" in text and "complete" in text

@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 from optuna_dashboard import get_note
 
 from tests.conftest import small_config
+from vae_search import records
 from vae_search.dashboard.artifacts import trial_artifacts
 from vae_search.dashboard.publish import PICTURES, publish_trial
 from vae_search.data import load_data
@@ -33,7 +34,7 @@ def test_every_trial_has_its_pictures_and_a_note(finished_study):
     # the fixture's enqueued trials ended as planned: two complete, one pruned for collapse
     assert len(by_state[TrialState.COMPLETE]) == 2 and len(by_state[TrialState.PRUNED]) == 1
     pruned = by_state[TrialState.PRUNED][0]
-    assert pruned.user_attrs["prune_reason"] == "collapse"
+    assert records.record(pruned, "prune_reason") == "collapse"
     for t in by_state[TrialState.COMPLETE]:
         # a completed shapes trial has all five pictures, each once
         assert sorted(_pngs(study, t)) == sorted(PICTURES)
@@ -46,14 +47,14 @@ def test_every_trial_has_its_pictures_and_a_note(finished_study):
                 assert f.read(8) == PNG, name
     note = get_note(optuna.Trial(study, pruned._trial_id))
     # the pruned trial's note says why, when, and how many units were left
-    assert "posterior collapse" in note and f"epoch {pruned.user_attrs['pruned_epoch']}" in note
-    assert f"0/{pruned.user_attrs['latent_dim']} active units" in note
+    assert "posterior collapse" in note and f"epoch {records.record(pruned, 'pruned_epoch')}" in note
+    assert f"0/{records.record(pruned, 'latent_dim')} active units" in note
     # ... and the rule it broke, with the fixture's pruner settings: min_active_units 1 (no
     # fraction), patience 1, warm-up 1, and the config's active-unit variance threshold 0.01
-    epoch = pruned.user_attrs["pruned_epoch"]
+    epoch = records.record(pruned, "pruned_epoch")
     assert (
         f"(variance of E[z_d] over the validation data > 0.01), below the threshold 1 "
-        f"(= min_active_units) for 1 epoch (epoch {epoch}: 0) after a 1-epoch warm-up." in note
+        f"(= min_active_units) for 1 epoch (epoch {epoch}: 0) after a 1-epoch warm-up." in " ".join(note.split())
     )
     done = by_state[TrialState.COMPLETE][0]
     assert "complete" in get_note(optuna.Trial(study, done._trial_id))

@@ -7,6 +7,7 @@ import re
 import pytest
 from click.testing import CliRunner
 
+from vae_search import records
 from vae_search.cli import main
 from vae_search.dashboard.publish import PICTURES
 from vae_search.dashboard.report import paste_url, render_report
@@ -97,7 +98,7 @@ def test_an_unknown_study_is_one_error_line(finished_study, tmp_path):
 def test_the_trial_table_gives_the_beta_reached_and_its_target(report, finished_study):
     study = finished_study.load()
     for t in study.trials:
-        reached = t.user_attrs["history"]["beta"][-1]
+        reached = records.record(t, "history")["beta"][-1]
         # each row: the β the trial trained with last, then the target it was heading for
         assert f"<td>{reached:.4g} (target {t.params['schedule.beta']:.4g})</td>" in report
 

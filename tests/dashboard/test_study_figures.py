@@ -12,6 +12,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 
 from tests.dashboard.conftest import COLLAPSING, GOOD, MIXTURE
+from vae_search import records
 from vae_search.dashboard.plot_style import HEIGHT, count_ticks
 from vae_search.dashboard.points import setting, trial_points
 from vae_search.dashboard.study_figures import (
@@ -40,7 +41,7 @@ def test_points_follow_the_trials(finished_study):
             params["prior.kind"],
         )
         # placed at the β it trained with last, which the warm-up never takes past the target
-        assert p.beta == study.trials[n].user_attrs["history"]["beta"][-1] <= p.target_beta
+        assert p.beta == records.trial_history(study.trials[n])["beta"][-1] <= p.target_beta
     # the collapsing trial: pruned for collapse with no active unit left
     assert points[1].prune_reason == "collapse" and points[1].active_fraction == 0.0
     # completed trials carry their objective value, the pruned one none

@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 from optuna.trial import TrialState
 
+from vae_search import records
 from vae_search.cli import main
 from vae_search.cli.proxy_commands import COMMANDS
 from vae_search.errors import StorageError
@@ -94,7 +95,7 @@ def test_a_worker_runs_its_trials_through_the_proxy(tmp_path, tiny_spec):
         study = optuna.load_study(study_name="proxied", storage=db)
     # the trials went through the proxy into the SQLite file
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
-    assert all("final" in t.user_attrs for t in study.trials)
+    assert all(records.has_record(t, "final") for t in study.trials)
 
 
 def test_a_proxy_that_does_not_answer_is_one_line(monkeypatch):

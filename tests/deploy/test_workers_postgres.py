@@ -17,6 +17,8 @@ import pytest
 import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 
+from vae_search import records
+
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -93,8 +95,8 @@ def describe(trials: list[FrozenTrial]) -> list[tuple]:
             t.number,
             t.state.name,
             t.system_attrs.get("retry_history"),
-            t.user_attrs.get("retry_of"),
-            t.user_attrs.get("fail_reason"),
+            records.record(t, "retry_of"),
+            records.record(t, "fail_reason"),
         )
         for t in trials
     ]
@@ -185,7 +187,7 @@ def test_workers_killed_repeatedly_lose_nothing(pg_url, pg_study, tiny_spec, wor
             t
             for t in trials
             if t.system_attrs.get("retry_history", [None])[-1] == f.number
-            or t.user_attrs.get("requeued_from") == f.number
+            or records.record(t, "requeued_from") == f.number
         ]
         assert len(retries) == 1, (f.number, [t.number for t in retries], describe(trials))
         retry = retries[0]
@@ -193,7 +195,7 @@ def test_workers_killed_repeatedly_lose_nothing(pg_url, pg_study, tiny_spec, wor
         # the retry says which trial it continues (the first of its series): Optuna from its
         # creation, vae-search's `retry_of` once its objective starts
         root = retry.system_attrs.get("retry_history", [f.number])[0]
-        said = retry.user_attrs.get("retry_of", retry.user_attrs.get("requeued_from"))
+        said = records.record(retry, "retry_of", records.record(retry, "requeued_from"))
         if said is None:  # killed before its objective wrote a thing: failed, and retried in turn
             assert retry.state == TrialState.FAIL and retry.system_attrs["failed_trial"] == root
         else:

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from vae_search import records
 from vae_search.errors import ConfigError
 from vae_search.study.spec import StudySpec
 from vae_search.workers.worker import WorkerOptions, run_worker
@@ -49,13 +50,13 @@ def run_study(spec_path: Path, tmp: Path, name: str) -> list:
 def check(trials: list, factory_file: Path) -> None:
     by_beta = {t.params["schedule.beta"]: t for t in trials}
     # the small β trial completes with its latents active; the large β one is pruned for collapse
-    assert by_beta[0.2].state == TrialState.COMPLETE and by_beta[0.2].user_attrs["final"]["active_units"] >= 1
+    assert by_beta[0.2].state == TrialState.COMPLETE and records.trial_final(by_beta[0.2])["active_units"] >= 1
     assert by_beta[60.0].state == TrialState.PRUNED
     assert by_beta[60.0].user_attrs["prune_reason"] == "collapse"
     import hashlib
 
     for t in trials:
-        stored = t.user_attrs["config"]["model"]
+        stored = records.record(t, 'config')["model"]
         # the stored config records the factory, its options and its source file's hash
         assert stored["options"] == {"width": 32, "blocks": 1}
         assert stored["factory_hash"] == hashlib.sha256(factory_file.read_bytes()).hexdigest()[:16]

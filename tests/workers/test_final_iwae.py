@@ -6,6 +6,7 @@ import optuna
 import pytest
 
 from tests.workers.test_worker import write_spec
+from vae_search import records
 from vae_search.errors import ConfigError
 from vae_search.study.spec import StudySpec
 from vae_search.workers.worker import WorkerOptions, run_worker
@@ -27,16 +28,16 @@ def finals(tmp_path, name: str, **top) -> list[dict]:
 def test_objective_elbo_skips_the_final_iwae_unless_asked(tmp_path):
     [skipped] = finals(tmp_path, "elbo", objective="elbo")
     # the objective never reads it: not computed, and the stored config says so (a re-run agrees)
-    assert skipped.user_attrs["final"]["nll_iwae"] is None
-    assert skipped.user_attrs["config"]["eval"]["iwae_samples"] == 0
-    assert skipped.value == pytest.approx(skipped.user_attrs["final"]["elbo"])
+    assert records.record(skipped, 'final')["nll_iwae"] is None
+    assert records.record(skipped, 'config')["eval"]["iwae_samples"] == 0
+    assert skipped.value == pytest.approx(records.record(skipped, 'final')["elbo"])
     [asked] = finals(tmp_path, "asked", objective="elbo", final_iwae=True)
     # asked for: computed with the spec's k, and a bound tighter than the ELBO on average
-    assert asked.user_attrs["final"]["iwae_samples"] == 10
-    assert asked.user_attrs["final"]["nll_iwae"] <= asked.user_attrs["final"]["elbo"] + 0.5
+    assert records.record(asked, 'final')["iwae_samples"] == 10
+    assert records.record(asked, 'final')["nll_iwae"] <= records.record(asked, 'final')["elbo"] + 0.5
     [iwae] = finals(tmp_path, "iwae")
     # objective nll_iwae: computed, and it is the value
-    assert iwae.value == pytest.approx(iwae.user_attrs["final"]["nll_iwae"])
+    assert iwae.value == pytest.approx(records.record(iwae, 'final')["nll_iwae"])
 
 
 def test_final_iwae_false_with_the_iwae_objective_is_one_clear_error(spec_dict):

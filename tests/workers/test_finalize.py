@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 from scipy import stats
 
 from tests.workers.test_worker import kill_mid_trial, load, rescue, write_spec
+from vae_search import records
 from vae_search.cli import main
 from vae_search.dashboard.report import render_report
 from vae_search.data.splits import DataSplits
@@ -76,8 +77,8 @@ def test_two_configs_three_seeds(tmp_path, test_reads):
     by_trial: dict[int, list[float]] = {}
     for t in trials:
         info = t.user_attrs["finalist"]
-        assert t.user_attrs["final"]["test"]["nll_iwae"] == t.value  # the test split's bound
-        assert t.user_attrs["final"]["iwae_samples"] == 10
+        assert records.record(t, 'final')["test"]["nll_iwae"] == t.value  # the test split's bound
+        assert records.record(t, 'final')["iwae_samples"] == 10
         by_trial.setdefault(info["trial"], []).append(t.value)
     assert sorted(by_trial) == sorted(t.number for t in chosen)
     for row in table["rows"]:
@@ -139,7 +140,7 @@ def test_a_killed_finalist_is_retried_and_resumes(storage_url, study_name, tmp_p
         retry, out = rescue(path, storage_url, f"{study_name}.final", art, original)
         assert "resumed from the checkpoint" in out
         assert retry.user_attrs["finalist"] == original.user_attrs["finalist"]
-        assert retry.user_attrs["final"]["test"]["nll_iwae"] == retry.value
+        assert records.record(retry, 'final')["test"]["nll_iwae"] == retry.value
     finally:
         from tests.conftest import drop_study
 

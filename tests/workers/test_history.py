@@ -9,21 +9,24 @@ import optuna
 import pytest
 from optuna.storages import InMemoryStorage
 
+from vae_search import records
 from vae_search.study.collapse import CollapsePruner
 from vae_search.train import EpochMetrics
 from vae_search.workers.objective import HISTORY_KEYS, TrialHistory
 
 
 class RecordingStorage(InMemoryStorage):
-    """Keeps a copy of every user-attribute write, as the database would receive it."""
+    """Keeps a copy of every record write (a ``vae_search:`` system attribute), as the
+    database would receive it."""
 
     def __init__(self) -> None:
         super().__init__()
         self.writes: list[tuple[str, object]] = []
 
-    def set_trial_user_attr(self, trial_id: int, key: str, value: object) -> None:
-        self.writes.append((key, copy.deepcopy(value)))
-        super().set_trial_user_attr(trial_id, key, value)
+    def set_trial_system_attr(self, trial_id: int, key: str, value: object) -> None:
+        if key.startswith(records.PREFIX):
+            self.writes.append((key.removeprefix(records.PREFIX), copy.deepcopy(value)))
+        super().set_trial_system_attr(trial_id, key, value)
 
 
 def metrics(epoch: int, active: int = 1) -> EpochMetrics:
@@ -51,7 +54,9 @@ def test_history_is_written_per_interval_and_in_full_at_the_end(interval, writes
     history.save()  # the trial ends
     history.save()  # a second end (a failure after a prune check) writes nothing new
     assert len(storage.writes) == 2 * max(writes_before_end, 1)
-    stored = storage.get_trial(trial._trial_id).user_attrs
+    frozen = storage.get_trial(trial._trial_id)
+    assert frozen.user_attrs == {}  # nothing for `optuna best-trial` to print
+    stored = {k: records.record(frozen, k) for k in ("active_units", "history")}
     assert stored["active_units"] == [1] * 5
     assert set(stored["history"]) == set(HISTORY_KEYS)
     assert stored["history"]["elbo"] == [90.0 - e for e in range(1, 6)]
@@ -82,6 +87,6 @@ def test_the_pruner_sees_epochs_not_yet_written():
     assert storage.writes == []
     # two epochs below the threshold: pruned at epoch 3, as with the attributes in storage
     assert verdicts == [False, False, True]
-    assert view.user_attrs["active_units"] == [2, 0, 0] and view.last_step == 3
+    assert records.active_units_history(view) == [2, 0, 0] and view.last_step == 3
     # the view is a copy: the live trial's own attributes are untouched
-    assert "active_units" not in trial.user_attrs
+    assert not records.has_record(storage.get_trial(trial._trial_id), "active_units")

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.workers.test_worker import kill_mid_trial, load, rescue, write_spec
+from vae_search import records
 from vae_search.cli import main
 from vae_search.study.spec import StudySpec
 from vae_search.workers.worker import WorkerOptions, run_worker
@@ -38,11 +39,11 @@ def test_a_killed_workers_lstm_trial_resumes_from_its_epoch(storage_url, study_n
     retry, out = rescue(spec, storage_url, study_name, tmp_path / "artifacts", original)
     # it continued from the checkpoint, not from epoch 0, and finished all 6 epochs
     assert "resumed from the checkpoint" in out
-    assert retry.user_attrs["resumed_from_epoch"] >= min(done_before, 2)
-    assert len(retry.user_attrs["active_units"]) == 6
+    assert records.record(retry, 'resumed_from_epoch') >= min(done_before, 2)
+    assert len(records.record(retry, 'active_units')) == 6
     # the epochs before the kill are the original's, as reported
     for e, v in original.intermediate_values.items():
-        if e <= retry.user_attrs["resumed_from_epoch"]:
+        if e <= records.record(retry, 'resumed_from_epoch'):
             assert retry.intermediate_values[e] == pytest.approx(v, abs=1e-9)
 
 
@@ -59,12 +60,12 @@ def test_export_then_train_reproduces_an_lstm_trial(tmp_path):
     import yaml
 
     exported = yaml.safe_load((tmp_path / "best.yaml").read_text())
-    assert exported["data"]["vocab"] == trial.user_attrs["vocab"]
+    assert exported["data"]["vocab"] == records.record(trial, 'vocab')
     res = runner.invoke(main, ["train", str(tmp_path / "best.yaml"), "--out", str(tmp_path / "run")])
     assert res.exit_code == 0, res.output
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     # every epoch's -ELBO is the one the trial reported, and the final IWAE bound matches
     assert [h["elbo"] for h in metrics["history"]] == pytest.approx(
         [trial.intermediate_values[e] for e in sorted(trial.intermediate_values)], abs=1e-6)
-    assert metrics["final"]["nll_iwae"] == pytest.approx(trial.user_attrs["final"]["nll_iwae"], abs=1e-6)
-    assert metrics["final"]["ppl_iwae"] == pytest.approx(trial.user_attrs["final"]["ppl_iwae"], abs=1e-6)
+    assert metrics["final"]["nll_iwae"] == pytest.approx(records.record(trial, 'final')["nll_iwae"], abs=1e-6)
+    assert metrics["final"]["ppl_iwae"] == pytest.approx(records.record(trial, 'final')["ppl_iwae"], abs=1e-6)

@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 
 from tests.results.test_pareto import brute_front
 from tests.workers.test_worker import load, start_worker, write_spec
+from vae_search import records
 from vae_search.cli import main
 from vae_search.study.spec import StudySpec
 from vae_search.workers.worker import open_study
@@ -54,18 +55,18 @@ def test_three_workers_run_a_rate_distortion_study(storage_url, study_name, tmp_
     assert len(pruned) >= 2
     for t in pruned:
         assert t.user_attrs["prune_reason"] == "collapse"
-        au = t.user_attrs["active_units"]
-        assert t.user_attrs["pruned_epoch"] == len(au) and au[-2:] == [0, 0]
+        au = records.record(t, 'active_units')
+        assert records.record(t, 'pruned_epoch') == len(au) and au[-2:] == [0, 0]
         assert t.intermediate_values == {}  # nothing was reported
     done = [t for t in trials if t.state == TrialState.COMPLETE]
     assert done
     for t in done:  # values are D and R of the validation split, as the final figures say
-        assert t.values == pytest.approx([t.user_attrs["final"]["recon"], t.user_attrs["final"]["kl"]])
+        assert t.values == pytest.approx([records.record(t, 'final')["recon"], records.record(t, 'final')["kl"]])
     res = CliRunner().invoke(main, ["status", study_name, "--storage", storage_url, "--json"])
     assert res.exit_code == 0, res.output
     d = json.loads(res.output)
     # the front status lists is the brute-force front over the completed, non-collapsed trials
-    cands = [t for t in done if t.user_attrs["final"]["active_units"] >= 1] or done
+    cands = [t for t in done if records.record(t, 'final')["active_units"] >= 1] or done
     brute = brute_front([tuple(t.values) for t in cands])
     assert sorted(p["number"] for p in d["pareto"]) == sorted(cands[i].number for i in brute)
     # with the collapse constraint recorded, that is Optuna's own study.best_trials

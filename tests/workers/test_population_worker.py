@@ -14,6 +14,7 @@ import yaml
 from optuna.trial import TrialState
 
 from tests.workers.test_worker import load, start_worker, write_spec
+from vae_search import records
 from vae_search.config import RunConfig
 from vae_search.train import train
 
@@ -52,11 +53,11 @@ def test_population_workers_finish_exactly_the_budget(storage_url, study_name, t
     # the trials really trained as stacked populations
     assert any(re.search(r"population of [2-4] members", out) for out in outputs), outputs
     for t in trials:
-        assert len(t.user_attrs["active_units"]) == len(t.intermediate_values)
-        assert t.user_attrs["history"]["elbo"] == [t.intermediate_values[e] for e in sorted(t.intermediate_values)]
+        assert len(records.record(t, 'active_units')) == len(t.intermediate_values)
+        assert records.record(t, 'history')["elbo"] == [t.intermediate_values[e] for e in sorted(t.intermediate_values)]
     # a completed trial's value is that of its config trained alone, the single-run trainer
     done = next(t for t in trials if t.state == TrialState.COMPLETE)
-    alone = train(RunConfig.from_dict(done.user_attrs["config"]))
+    alone = train(RunConfig.from_dict(records.record(done, 'config')))
     assert alone.final["nll_iwae"] == pytest.approx(done.value, abs=1e-4, rel=1e-5)
 
 
@@ -72,7 +73,7 @@ def test_a_killed_population_workers_trials_are_all_retried_and_resume(storage_u
             running = load(storage_url, study_name).get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         except KeyError:
             running = []
-        if len(running) == 3 and all(len(t.intermediate_values) >= 2 and "checkpoint" in t.user_attrs
+        if len(running) == 3 and all(len(t.intermediate_values) >= 2 and records.has_record(t, 'checkpoint')
                                      for t in running):
             break
         time.sleep(0.2)
@@ -94,9 +95,9 @@ def test_a_killed_population_workers_trials_are_all_retried_and_resume(storage_u
     assert len(trials) == 6
     for number, original in originals.items():
         assert trials[number].state == TrialState.FAIL
-        [retry] = [t for t in trials if t.user_attrs.get("retry_of") == number]
+        [retry] = [t for t in trials if records.record(t, 'retry_of') == number]
         assert retry.state == TrialState.COMPLETE and retry.params == original.params
-        assert retry.user_attrs["resumed_from_epoch"] >= 2
-        assert len(retry.user_attrs["active_units"]) == 8
+        assert records.record(retry, 'resumed_from_epoch') >= 2
+        assert len(records.record(retry, 'active_units')) == 8
     # the retries trained together again
     assert "population of 3 members" in out

@@ -11,6 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from tests.workers.test_worker import start_worker, write_spec
+from vae_search import records
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +64,7 @@ def test_second_sigterm_stops_now_and_requeues_with_the_checkpoint(tmp_path):
     trials = optuna.load_study(study_name="term2", storage=url).trials
     assert trials[trial.number].state == TrialState.FAIL
     queued = [t for t in trials if t.state == TrialState.WAITING]
-    assert len(queued) == 1 and queued[0].user_attrs["requeued_from"] == trial.number
+    assert len(queued) == 1 and records.record(queued[0], "requeued_from") == trial.number
     # nothing lost: the next worker picks the queued trial up and resumes from the checkpoint
     proc = start_worker(spec, url, 1, tmp_path / "a")
     out = proc.communicate(timeout=120)[0]
@@ -72,4 +73,4 @@ def test_second_sigterm_stops_now_and_requeues_with_the_checkpoint(tmp_path):
     resumed = trials[queued[0].number]
     assert resumed.state == TrialState.COMPLETE
     assert resumed.params == trial.params
-    assert resumed.user_attrs["resumed_from_epoch"] >= 2
+    assert records.record(resumed, "resumed_from_epoch") >= 2

@@ -21,6 +21,7 @@ import yaml
 from click.testing import CliRunner
 from optuna.trial import TrialState
 
+from vae_search import records
 from vae_search.cli import main
 from vae_search.study.spec import StudySpec
 from vae_search.workers.worker import WorkerOptions, run_worker
@@ -111,11 +112,11 @@ def test_concurrent_workers_finish_exactly_the_budget(storage_url, study_name, t
     assert flat == sorted(t.number for t in trials)
     assert all(ran), ran
     for t in trials:
-        assert t.user_attrs["config"]["model"]["latent_dim"] == t.params["model.latent_dim"]
-        assert len(t.user_attrs["active_units"]) == len(t.intermediate_values)
+        assert records.record(t, "config")["model"]["latent_dim"] == t.params["model.latent_dim"]
+        assert len(records.record(t, "active_units")) == len(t.intermediate_values)
         # the history is written at the end of the trial (history_interval) and complete: its
         # -ELBO column is what the trial reported epoch by epoch
-        assert t.user_attrs["history"]["elbo"] == [t.intermediate_values[e] for e in sorted(t.intermediate_values)]
+        assert records.record(t, "history")["elbo"] == [t.intermediate_values[e] for e in sorted(t.intermediate_values)]
     # the storage is plain Optuna: its own CLI reads it
     env = dict(os.environ)
     optuna_cli = Path(sys.executable).with_name("optuna")
@@ -152,7 +153,7 @@ def kill_mid_trial(spec: Path, url: str, name: str, artifacts: Path) -> optuna.t
         if (
             running
             and len(running[0].intermediate_values) >= 2
-            and "checkpoint" in running[0].user_attrs
+            and records.has_record(running[0], "checkpoint")
         ):
             break
         time.sleep(0.2)
@@ -176,7 +177,7 @@ def test_killed_worker_trial_is_retried_and_resumes_from_its_checkpoint(
     # its retry resumes from the last checkpoint instead of starting over
     retry, out = rescue(spec, storage_url, study_name, tmp_path / "artifacts", original)
     assert "resumed from the checkpoint" in out
-    assert len(retry.user_attrs["active_units"]) == 8
+    assert len(records.record(retry, "active_units")) == 8
 
 
 def rescue(
@@ -189,11 +190,11 @@ def rescue(
     assert rescuer.returncode == 0, out
     trials = load(url, name).trials
     assert trials[original.number].state == TrialState.FAIL
-    retries = [t for t in trials if t.user_attrs.get("retry_of") == original.number]
+    retries = [t for t in trials if records.record(t, "retry_of") == original.number]
     assert len(retries) == 1 and len(trials) == 2  # the budget of one trial, met exactly
     retry = retries[0]
     assert retry.state == TrialState.COMPLETE and retry.params == original.params
-    assert retry.user_attrs["resumed_from_epoch"] >= 2
+    assert records.record(retry, "resumed_from_epoch") >= 2
     return retry, out
 
 
@@ -252,9 +253,9 @@ def test_export_then_train_reproduces_the_trial(tmp_path):
     study = load(url, "repro")
     trial = study.trials[prov["trial"]]
     # same seed, same CPU: the re-run's validation figures are the trial's
-    assert final["elbo"] == pytest.approx(trial.user_attrs["final"]["elbo"], rel=1e-5)
+    assert final["elbo"] == pytest.approx(records.record(trial, "final")["elbo"], rel=1e-5)
     assert final["nll_iwae"] == pytest.approx(trial.value, rel=1e-5)
-    assert final["active_units"] == trial.user_attrs["final"]["active_units"]
+    assert final["active_units"] == records.record(trial, "final")["active_units"]
 
 
 def test_nan_trials_fail_with_their_reason_and_the_worker_stops_after_a_streak(tmp_path):
@@ -281,7 +282,7 @@ def test_nan_trials_fail_with_their_reason_and_the_worker_stops_after_a_streak(t
         )
     trials = load(url, "nan").trials
     assert [t.state for t in trials] == [TrialState.FAIL] * 3
-    assert all("not finite at epoch 1" in t.user_attrs["fail_reason"] for t in trials)
+    assert all("not finite at epoch 1" in records.record(t, "fail_reason") for t in trials)
 
 
 def test_cuda_out_of_memory_fails_the_trial_and_the_worker_goes_on(tmp_path, monkeypatch):
@@ -314,7 +315,7 @@ def test_cuda_out_of_memory_fails_the_trial_and_the_worker_goes_on(tmp_path, mon
     trials = load(url, "oom").trials
     # the first trial failed with its reason; the budget was still met by the next ones
     assert trials[0].state == TrialState.FAIL
-    assert "CUDA out of memory" in trials[0].user_attrs["fail_reason"]
+    assert "CUDA out of memory" in records.record(trials[0], "fail_reason")
     # the cache was emptied once the failed trial's model could be collected, not while the
     # exception still held it (before, the memory stayed reserved for the next trials)
     assert alive_at_empty_cache == [False]
@@ -388,5 +389,5 @@ def test_a_sampled_dataset_that_cannot_be_read_fails_its_trial_with_the_reason(t
     trials = load(url, "data").trials
     # each trial failed with the data's own one-line reason, and Optuna logged no traceback
     assert [t.state for t in trials] == [TrialState.FAIL] * 2
-    assert all("missing.npy" in t.user_attrs["fail_reason"] for t in trials)
+    assert all("missing.npy" in records.record(t, "fail_reason") for t in trials)
     assert "Traceback" not in caplog.text and "DataError" not in caplog.text

@@ -4,6 +4,7 @@ failed) with the figures that explain it."""
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -189,11 +190,17 @@ def _collapse_sentence(
     warmup = (
         f"after a {rule.warmup_epochs}-epoch warm-up" if rule.warmup_epochs else "with no warm-up"
     )
-    return (
+    # hard-wrapped: Markdown joins the lines into one paragraph, and a page that shows the
+    # note as written (or Optuna's own note view) does not scroll sideways
+    return textwrap.fill(
         f"Pruned at epoch {epoch}: {active}/{d} active units ({unit}), below the threshold "
         f"{rule.threshold(d):g} (= {rule.formula(d)}) for {p} epoch{'s' if p > 1 else ''}"
-        f"{window} {warmup}."
+        f"{window} {warmup}.",
+        width=NOTE_WIDTH, break_long_words=False, break_on_hyphens=False,
     )
+
+
+NOTE_WIDTH = 80  # characters per line of a wrapped note sentence
 
 
 def _span(first: int, last: int) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from vae_search import records
 from vae_search.dashboard.notes import beta_reached
 from vae_search.study.objectives import primary_value
 
@@ -71,7 +72,7 @@ def setting(t: FrozenTrial, dotted: str) -> Any:
     """The trial's value of a dotted run-config key: its parameter, else its ``config``."""
     if dotted in t.params:
         return t.params[dotted]
-    node: Any = t.user_attrs.get("config") or {}
+    node: Any = records.trial_config(t) or {}
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
             return None
@@ -81,12 +82,13 @@ def setting(t: FrozenTrial, dotted: str) -> Any:
 
 def final_active_units(t: FrozenTrial) -> int | None:
     """Active units at the end: the final figure, else the pruned epoch's, else the last."""
-    final = t.user_attrs.get("final") or {}
+    final = records.trial_final(t)
     if "active_units" in final:
         return int(final["active_units"])
-    if t.user_attrs.get("pruned_active_units") is not None:
-        return int(t.user_attrs["pruned_active_units"])
-    au = t.user_attrs.get("active_units") or []
+    pruned = records.record(t, records.PRUNED_ACTIVE_UNITS)
+    if pruned is not None:
+        return int(pruned)
+    au = records.active_units_history(t)
     return int(au[-1]) if au else None
 
 
@@ -95,25 +97,25 @@ def trial_points(study: optuna.Study) -> list[TrialPoint]:
     done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     points = []
     for t in study.get_trials(deepcopy=False, states=done):
-        if "config" not in t.user_attrs and not t.params:
+        if not records.has_record(t, records.CONFIG) and not t.params:
             continue
         value = primary_value(t) if t.state == TrialState.COMPLETE else None
-        latent = setting(t, "model.latent_dim") or t.user_attrs.get("latent_dim")
-        history = t.user_attrs.get("history")
+        latent = setting(t, "model.latent_dim") or records.latent_dim(t)
+        history = records.trial_history(t)
         history = history if isinstance(history, dict) else {}
         points.append(
             TrialPoint(
                 number=t.number,
                 state=t.state.name,
                 value=value if value is not None and math.isfinite(value) else None,
-                beta=beta_reached(history, t.user_attrs.get("final")),
+                beta=beta_reached(history, records.record(t, records.FINAL)),
                 target_beta=_float(setting(t, "schedule.beta")),
                 rate=_float(setting(t, "schedule.rate")),
                 schedule=setting(t, "schedule.kind"),
                 latent_dim=int(latent) if latent is not None else None,
                 prior=str(setting(t, "prior.kind") or "?"),
                 active_units=final_active_units(t),
-                prune_reason=t.user_attrs.get("prune_reason")
+                prune_reason=records.prune_reason(t)
                 if t.state == TrialState.PRUNED
                 else None,
             )

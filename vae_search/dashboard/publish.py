@@ -25,6 +25,7 @@ from optuna.artifacts import upload_artifact
 from optuna.artifacts._protocol import ArtifactStore
 from PIL import Image
 
+from vae_search import records
 from vae_search.config import RunConfig
 from vae_search.dashboard import trial_pictures as tp
 from vae_search.dashboard.notes import CollapseRule, beta_phrase, beta_reached, trial_note
@@ -65,14 +66,14 @@ def publish_trial(
         outcome: ``complete``, ``pruned`` or ``failed``.
         detail: how it ended, with the user-attribute names: ``prune_reason``,
             ``pruned_epoch``, ``pruned_active_units`` (pruned), ``fail_reason`` (failed),
-            ``final`` (complete). Missing keys are read from the trial's user attributes.
+            ``final`` (complete). Missing keys are read from the trial's records.
     """
     start = time.perf_counter()
     number = getattr(trial, "number", -1)
     info: dict[str, Any] = {}
     au: list[int] = []
     try:
-        info = {**_user_attrs(trial), **dict(detail)}
+        info = {**_records(trial), **dict(detail)}
         if outcome not in OUTCOMES:
             log.warning("trial %s: unknown outcome %r", number, outcome)
         au = list(history.get("active_units") or info.get("active_units") or [])
@@ -93,9 +94,17 @@ def publish_trial(
     log.debug("trial %s: published in %.2fs", number, time.perf_counter() - start)
 
 
-def _user_attrs(trial: optuna.Trial) -> dict[str, Any]:
+NOTE_RECORDS = (
+    records.ACTIVE_UNITS, records.FINAL, records.PRUNE_REASON, records.PRUNED_EPOCH,
+    records.PRUNED_ACTIVE_UNITS, records.FAIL_REASON,
+)
+
+
+def _records(trial: optuna.Trial) -> dict[str, Any]:
+    """The trial's records a note reads (through :mod:`vae_search.records`)."""
     try:
-        return dict(trial.user_attrs)
+        frozen = trial._get_latest_trial() if hasattr(trial, "_get_latest_trial") else trial
+        return {k: records.record(frozen, k) for k in NOTE_RECORDS if records.has_record(frozen, k)}
     except Exception:  # noqa: BLE001 - a storage hiccup leaves only what the caller passed
         return {}
 

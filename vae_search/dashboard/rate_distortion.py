@@ -19,6 +19,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from vae_search import records
 from vae_search.dashboard.notes import beta_reached
 from vae_search.dashboard.plot_style import TEMPLATE, fitted_layout
 from vae_search.results.pareto import non_dominated
@@ -61,8 +62,8 @@ def rd_points(study: optuna.Study) -> list[RDPoint]:
     done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     out = []
     for t in study.get_trials(deepcopy=False, states=done):
-        final = t.user_attrs.get("final") or {}
-        history = t.user_attrs.get("history")
+        final = records.trial_final(t)
+        history = records.trial_history(t)
         history = history if isinstance(history, dict) else {}
         if t.state == TrialState.COMPLETE and "kl" in final and "recon" in final:
             rate, dist = float(final["kl"]), float(final["recon"])
@@ -75,7 +76,7 @@ def rd_points(study: optuna.Study) -> list[RDPoint]:
         elif t.state == TrialState.FAIL:
             ending = "failed"
         else:
-            ending = t.user_attrs.get("prune_reason") or "performance"
+            ending = records.prune_reason(t) or "performance"
         out.append(RDPoint(t.number, ending, rate, dist, beta_reached(history, final), is_collapsed(t)))
     return out
 

@@ -22,6 +22,7 @@ import yaml
 from optuna.artifacts._protocol import ArtifactStore
 from optuna.trial import FrozenTrial
 
+from vae_search import records
 from vae_search.dashboard.artifacts import trial_artifacts
 from vae_search.dashboard.points import TrialPoint, trial_points
 from vae_search.dashboard.publish import PICTURES
@@ -113,7 +114,7 @@ def _trial_html(
     store: ArtifactStore | None,
     storage_label: str,
 ) -> str:
-    final = t.user_attrs.get("final") or {}
+    final = records.trial_final(t)
     figures = {
         "value": primary_value(t),
         **{
@@ -151,7 +152,7 @@ def _trial_html(
     export += (["--top", str(rank)] if rank > 1 else []) + ["-o", out]
     config_file = "best.yaml" if rank == 1 else f"best/rank{rank}-trial{t.number}.yaml"
     note = f"<p class='muted'>{_e(password_note(url))}</p>" if has_password else ""
-    cfg = yaml.safe_dump(t.user_attrs.get("config") or {}, sort_keys=False)
+    cfg = yaml.safe_dump(records.trial_config(t) or {}, sort_keys=False)
     return (
         f"<section class='trial' id='trial-{t.number}'><h3>#{rank}: trial {t.number}</h3>"
         f"<div style='display:flex;gap:24px;flex-wrap:wrap'><table>{fig_rows}</table>"

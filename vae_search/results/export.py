@@ -18,6 +18,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
+from vae_search import records
 from vae_search.config import RunConfig
 from vae_search.errors import VaeSearchError
 from vae_search.results.pareto import pareto_front
@@ -41,9 +42,13 @@ def versions() -> dict[str, Any]:
 
 
 def trial_config(study: optuna.Study, t: FrozenTrial, rank: int, storage: str) -> RunConfig:
-    cfg = RunConfig.from_dict(t.user_attrs["config"], source=f"trial {t.number}")
-    if cfg.data.vocab is None and t.user_attrs.get("vocab"):
-        cfg.data.vocab = list(t.user_attrs["vocab"])  # the re-run encodes text as the trial did
+    stored = records.trial_config(t)
+    if stored is None:
+        raise VaeSearchError(f"trial {t.number} has no stored config; export another trial with --top")
+    cfg = RunConfig.from_dict(stored, source=f"trial {t.number}")
+    vocab = records.record(t, records.VOCAB)
+    if cfg.data.vocab is None and vocab:
+        cfg.data.vocab = list(vocab)  # the re-run encodes text as the trial did
     cfg.provenance = {
         "study": study.study_name,
         "storage": storage,
@@ -54,7 +59,7 @@ def trial_config(study: optuna.Study, t: FrozenTrial, rank: int, storage: str) -
            if is_multi_objective(study) else {}),
         "params": t.params,
         "collapsed": is_collapsed(t),
-        "final": t.user_attrs.get("final"),
+        "final": records.record(t, records.FINAL),
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": versions(),
     }

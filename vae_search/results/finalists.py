@@ -25,6 +25,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from vae_search import records
 from vae_search.study.final import FINALIST, final_study_name
 
 INTERVAL = "95% Student t interval on n − 1 degrees of freedom over seeds"
@@ -82,7 +83,7 @@ def _mean(xs: list[Any]) -> float | None:
 
 
 def _figures(t: FrozenTrial, split: str) -> dict[str, Any]:
-    final = t.user_attrs.get("final") or {}
+    final = records.trial_final(t)
     return (final.get("test") or {}) if split == "test" else final
 
 

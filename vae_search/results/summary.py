@@ -12,6 +12,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from vae_search import records
 from vae_search.results.pareto import finished_with_values, pareto_front
 from vae_search.study.collapse import is_collapsed
 from vae_search.study.objectives import is_multi_objective, primary_value
@@ -85,15 +86,15 @@ class StudySummary:
 
 
 def trial_info(t: FrozenTrial) -> dict[str, Any]:
-    final = t.user_attrs.get("final") or {}
-    au = t.user_attrs.get("active_units") or []
+    final = records.trial_final(t)
+    au = records.active_units_history(t)
     return {
         "number": t.number,
         "value": primary_value(t),
         "values": list(t.values) if t.values else None,
         "params": t.params,
         "active_units": final.get("active_units", au[-1] if au else None),
-        "latent_dim": t.user_attrs.get("latent_dim"),
+        "latent_dim": records.latent_dim(t),
         "collapsed": is_collapsed(t),
     }
 
@@ -104,7 +105,7 @@ def summarize(study: optuna.Study) -> StudySummary:
     for t in trials:
         states[t.state.name] += 1
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
-    by_collapse = [t for t in pruned if t.user_attrs.get("prune_reason") == "collapse"]
+    by_collapse = [t for t in pruned if records.prune_reason(t) == "collapse"]
     collapse = len(by_collapse)
     planned = [trial_epochs(t) or 0 for t in by_collapse]
     saved = sum(max(0, e - epochs_trained(t)) for t, e in zip(by_collapse, planned) if e)
@@ -114,7 +115,7 @@ def summarize(study: optuna.Study) -> StudySummary:
         {
             "number": t.number,
             # reported every epoch (the attrs lag); multi-objective trials report nothing
-            "epoch": len(t.intermediate_values) or len(t.user_attrs.get("active_units") or []),
+            "epoch": len(t.intermediate_values) or len(records.active_units_history(t)),
             "epochs": trial_epochs(t),
             "params": t.params,
         }
@@ -140,14 +141,14 @@ def summarize(study: optuna.Study) -> StudySummary:
 def epochs_trained(t: FrozenTrial) -> int:
     """The epochs a (pruned) trial trained: its ``pruned_epoch``, else its last reported step,
     else the length of its active-unit history."""
-    if t.user_attrs.get("pruned_epoch"):
-        return int(t.user_attrs["pruned_epoch"])
+    if records.record(t, records.PRUNED_EPOCH):
+        return int(records.record(t, records.PRUNED_EPOCH))
     if t.intermediate_values:
         return max(t.intermediate_values)
-    return len(t.user_attrs.get("active_units") or [])
+    return len(records.active_units_history(t))
 
 
 def trial_epochs(t: FrozenTrial) -> int | None:
     """The epochs a trial was configured for (its compact ``epochs`` attribute, or the inline
     ``config`` of studies written before it existed)."""
-    return t.user_attrs.get("epochs") or (t.user_attrs.get("config") or {}).get("epochs")
+    return records.trial_epochs(t)

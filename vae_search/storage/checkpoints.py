@@ -1,11 +1,13 @@
 """Per-epoch checkpoints of a trial in Optuna's artifact store, so a retried trial resumes.
 
 The pattern of optuna-examples ``pytorch/pytorch_checkpoint.py``: after an epoch the run's
-state is uploaded as an artifact and its id kept in the trial's user attribute ``checkpoint``
+state is uploaded as an artifact and its id kept in the trial's record ``checkpoint`` (the
+system attribute ``vae_search:checkpoint``, see :mod:`vae_search.records`)
 (after every epoch, or, with the spec's ``storage.checkpoint_interval``, when that many seconds
 have passed since the last checkpoint).
-When a killed worker's trial is failed by the heartbeat and re-created, Optuna copies its user
-attributes to the retry, so the retry finds the last checkpoint of the original and resumes.
+When a killed worker's trial is failed by the heartbeat and re-created, Optuna copies its
+system attributes to the retry, so the retry finds the last checkpoint of the original and
+resumes (a trial of an older study kept the id in its user attributes, which Optuna copies too).
 The previous epoch's artifact is removed once the new one is stored.
 
 Artifacts live in a directory every worker can reach (``--artifact-dir`` or
@@ -27,11 +29,12 @@ import torch
 from optuna.artifacts import FileSystemArtifactStore, download_artifact, upload_artifact
 from optuna.artifacts.exceptions import ArtifactNotFound
 
+from vae_search import records
 from vae_search.train import CheckpointError
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_ATTR = "checkpoint"
+CHECKPOINT_ATTR = records.key(records.CHECKPOINT)
 DEFAULT_ARTIFACT_DIR = "artifacts"
 
 
@@ -54,9 +57,18 @@ class TrialCheckpoint:
         self.interval = interval  # seconds between two checkpoints (0: every epoch)
         self._last = time.monotonic()
         self._uploaded: set[str] = set()  # artifacts of this trial (a retry inherits others')
+        self._current: str | None = None
+        self._read = False
+
+    def current(self) -> str | None:
+        """The id of the trial's last checkpoint (inherited by a retry), read once."""
+        if not self._read:
+            self._current = records.record(self.trial._get_latest_trial(), records.CHECKPOINT)
+            self._read = True
+        return self._current
 
     def load(self) -> dict[str, Any] | None:
-        artifact_id = self.trial.user_attrs.get(CHECKPOINT_ATTR)
+        artifact_id = self.current()
         if artifact_id is None:
             return None
         with tempfile.TemporaryDirectory() as tmp:
@@ -87,7 +99,7 @@ class TrialCheckpoint:
         if time.monotonic() - self._last < self.interval:
             return  # too soon after the last one: a retry redoes at most `interval` seconds
         self._last = time.monotonic()
-        previous = self.trial.user_attrs.get(CHECKPOINT_ATTR)
+        previous = self.current()
         buf = io.BytesIO()
         torch.save(state, buf)
         with tempfile.TemporaryDirectory() as tmp:
@@ -99,7 +111,8 @@ class TrialCheckpoint:
                 study_or_trial=self.trial,
                 mimetype="application/octet-stream",
             )
-        self.trial.set_user_attr(CHECKPOINT_ATTR, artifact_id)
+        records.write(self.trial, records.CHECKPOINT, artifact_id)
+        self._current = artifact_id
         # the original of a retried trial still points at ``previous``; keep it until this
         # trial has its own checkpoint, then drop the older file
         if previous is not None and previous != artifact_id:

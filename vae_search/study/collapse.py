@@ -2,8 +2,10 @@
 
 Contract with the objective, once per epoch ``e`` (1-based)::
 
-    trial.set_user_attr("latent_dim", D)                     # once
-    trial.set_user_attr("active_units", [au_1, ..., au_e])   # the whole history, ints
+    records.write(trial, "latent_dim", D)                    # once
+    records.write(trial, "active_units", [au_1, ..., au_e])  # the whole history, ints
+    # (read through vae_search.records: the pruner may be handed a view whose system attrs
+    # carry the live list; a trial of an older study has both as user attributes)
     trial.report(value, e)
     if trial.should_prune():
         reason = prune_reason(study.pruner, study, frozen_trial)   # "collapse" | "performance" | None
@@ -41,6 +43,8 @@ from optuna.pruners import (
     HyperbandPruner,
 )
 from optuna.trial import FrozenTrial
+
+from vae_search import records
 
 COLLAPSE_CONSTRAINT = "collapse"
 Reason = Literal["collapse", "performance"]
@@ -128,13 +132,13 @@ class CollapsePruner(BasePruner):
 
     def is_collapsed(self, trial: FrozenTrial) -> bool:
         """Whether the collapse rule prunes ``trial`` at its latest epoch."""
-        history = trial.user_attrs.get("active_units")
+        history = records.record(trial, records.ACTIVE_UNITS)
         if not isinstance(history, list) or not history:
             return False
         epoch, patience = len(history), self._collapse_patience
         if epoch - patience < self._collapse_warmup:  # the window must lie after the warm-up
             return False
-        threshold = self.threshold(trial.user_attrs.get("latent_dim"))
+        threshold = self.threshold(records.latent_dim(trial))
         return all(au < threshold for au in history[-patience:])
 
     def performance_prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
@@ -200,10 +204,10 @@ def prune_reason(pruner: BasePruner, study: optuna.Study, trial: FrozenTrial) ->
 def is_collapsed(t: FrozenTrial) -> bool:
     """Collapsed: its recorded collapse constraint is violated, or (without one) it ended with
     no active unit, or it was pruned for collapse."""
-    if t.user_attrs.get("prune_reason") == "collapse":
+    if records.prune_reason(t) == "collapse":
         return True
     value = t.constraints.get(COLLAPSE_CONSTRAINT) if hasattr(t, "constraints") else None
     if value is not None:
         return value > 0
-    final = t.user_attrs.get("final") or {}
+    final = records.trial_final(t)
     return final.get("active_units", 1) == 0

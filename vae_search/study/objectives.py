@@ -19,6 +19,8 @@ from typing import Any, Literal
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from vae_search import records
+
 
 @dataclass(frozen=True)
 class ObjectiveKind:
@@ -100,7 +102,7 @@ def objective_label(study: optuna.Study) -> str:
     """Name of the (first) objective, guessed from the trials' ``final`` figures, else the
     study's metric name."""
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        final = t.user_attrs.get("final") or {}
+        final = records.trial_final(t)
         value = primary_value(t)
         for key, label in OBJECTIVE_LABELS.items():
             if (

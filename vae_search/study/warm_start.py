@@ -30,6 +30,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
+from vae_search import records
 from vae_search.study.collapse import is_collapsed
 from vae_search.study.objectives import objective_values
 
@@ -81,7 +82,7 @@ def warm_trials(
     """
     copies, outside, skipped = [], {}, []
     for t in _ranked(source)[:top]:
-        final = t.user_attrs.get("final") or {}
+        final = records.trial_final(t)
         try:
             values = objective_values(final, objective)
         except (KeyError, TypeError, ValueError):
@@ -104,9 +105,11 @@ def warm_trials(
         if bad is not None:
             skipped.append({"trial": t.number, "why": bad})
             continue
-        attrs = {k: v for k, v in t.user_attrs.items() if k in ("final", "latent_dim", "active_units", "config")}
-        attrs[WARM_ATTR] = {"study": source.study_name, "trial": t.number}
-        copies.append(create_trial(values=values, params=params, distributions=dists, user_attrs=attrs))
+        kept = {k: records.record(t, k) for k in ("final", "latent_dim", "active_units", "config")
+                if records.has_record(t, k)}
+        attrs = {WARM_ATTR: {"study": source.study_name, "trial": t.number}}
+        copies.append(create_trial(values=values, params=params, distributions=dists, user_attrs=attrs,
+                                   system_attrs={records.key(k): v for k, v in kept.items()}))
     report = {"from": source.study_name, "added": len(copies),
               "outside_params": {k: sorted(v) for k, v in outside.items()}, "skipped_trials": skipped}
     return copies, report

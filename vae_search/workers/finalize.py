@@ -26,6 +26,7 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial
 
+from vae_search import records
 from vae_search.errors import ConfigError, VaeSearchError
 from vae_search.study.final import DEFAULT_K, FINALIST, FINALIST_CONFIG, final_study_name
 from vae_search.study.spec import StorageSpec, StudySpec
@@ -38,7 +39,7 @@ PLAN_ATTR = "finalize"  # study user attr of STUDY.final: what was asked
 
 def search_config(t: FrozenTrial) -> dict[str, Any]:
     """The run config a search trial trained (read in one place: its storage may change)."""
-    cfg = t.user_attrs.get("config")
+    cfg = records.trial_config(t)
     if not isinstance(cfg, dict):
         raise VaeSearchError(f"trial {t.number} has no stored run config; it cannot be finalized")
     return copy.deepcopy(cfg)
@@ -135,8 +136,8 @@ def prepare_finalists(
     have = set(
         (t.user_attrs[FINALIST]["trial"], t.user_attrs[FINALIST]["seed"])
         for t in final.get_trials(deepcopy=False)
-        if isinstance(t.user_attrs.get(FINALIST), dict) and "retry_of" not in t.user_attrs
-        and "requeued_from" not in t.user_attrs
+        if isinstance(t.user_attrs.get(FINALIST), dict) and not records.has_record(t, records.RETRY_OF)
+        and not records.has_record(t, records.REQUEUED_FROM)
     )
     if have and have != set(want):
         raise VaeSearchError(

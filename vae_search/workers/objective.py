@@ -1,16 +1,18 @@
 """The Optuna objective: one engine run per trial.
 
 Per trial it samples a run config from the spec's space, trains it with the engine and, after
-every epoch, stores the diagnostics as user attributes, reports the validation -ELBO at β = 1
-(comparable across β) and asks the pruner. It returns the spec's objective on the validation
-split: the IWAE NLL bound with the spec's k (``nll_iwae``) or the -ELBO (``elbo``); in a
-multi-objective study, one value per objective (``distortion``, ``rate``, ``active_units``...).
+every epoch, stores the diagnostics, reports the validation -ELBO at β = 1 (comparable across
+β) and asks the pruner. It returns the spec's objective on the validation split: the IWAE NLL
+bound with the spec's k (``nll_iwae``) or the -ELBO (``elbo``); in a multi-objective study, one
+value per objective (``distortion``, ``rate``, ``active_units``...).
 
 Multi-objective studies: Optuna refuses ``trial.report`` and ``should_prune`` there, so nothing
 is reported; the collapse rule is applied to the trial's own per-epoch record (its live
 ``active_units``) and a collapsed trial ends PRUNED with the same ``prune_reason`` record.
 
-User attributes of a trial (what ``status``, ``export`` and the dashboard read):
+A trial's records (what ``status``, ``export``, the pruner and the dashboard read, always
+through :mod:`vae_search.records`) are trial *system* attributes ``vae_search:<name>``, in the
+study's database; plain Optuna (``optuna best-trial``, optuna-dashboard) does not print them:
 
 - ``config``: the full resolved run config (re-run it with ``vae-search train``); for a custom
   model it holds ``model.factory``, ``model.options`` and ``model.factory_hash``;
@@ -25,11 +27,18 @@ User attributes of a trial (what ``status``, ``export`` and the dashboard read):
 - ``vocab``: token data built from a text file: the vocabulary, by id (export writes it into
   ``data.vocab``, so the re-run encodes the text the same way);
 - ``final``: the final figures (``nll_iwae``, ``iwae_samples``, ``active_units``, ...);
-- ``prune_reason`` (``collapse`` or ``performance``), ``pruned_epoch``, ``pruned_active_units``;
-- ``fail_reason`` for a run that failed (a non-finite loss names its epoch and step);
+- ``pruned_epoch``, ``pruned_active_units``;
 - ``retry_of`` / ``requeued_from``: the trial this one continues; ``resumed_from_epoch``: the
   checkpoint epoch it started from;
-- ``checkpoint``: artifact id of the last epoch checkpoint (see ``checkpoints``).
+- ``checkpoint``: artifact id of the last epoch checkpoint (see ``checkpoints``); a retry
+  inherits it with the rest of its original's system attributes.
+
+With an artifact store, the config and the history are also JSON artifacts of the trial
+(``config.json``, ``history.json``), for a person on the dashboard's trial page. The user
+attributes hold only short words: ``prune_reason`` (``collapse`` or ``performance``) and
+``fail_reason`` (a non-finite loss names its epoch and step), so what Optuna prints stays
+narrow. Studies from before this layout have every record inline in the user attributes;
+:mod:`vae_search.records` reads both.
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ from optuna.artifacts import FileSystemArtifactStore
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial
 
+from vae_search import records
 from vae_search.config import DataConfig, RunConfig, merge
 from vae_search.errors import VaeSearchError
 from vae_search.model.factory import record_factory_hash
@@ -69,7 +79,7 @@ HISTORY_KEYS = ("beta", "elbo", "recon", "kl", "mutual_info", "kl_per_dim", "sec
 
 
 class TrialHistory:
-    """A live trial's per-epoch record: the ``active_units`` and ``history`` user attributes.
+    """A live trial's per-epoch record: the ``active_units`` and ``history`` records.
 
     Both are written at most every ``interval`` seconds (0: every epoch) and by :meth:`save`
     when the trial ends. The pruners do not wait for the write: :meth:`pruner_view` is the
@@ -77,9 +87,10 @@ class TrialHistory:
     last epoch.
     """
 
-    def __init__(self, trial: optuna.Trial, interval: float = 0.0):
+    def __init__(self, trial: optuna.Trial, interval: float = 0.0, latent_dim: int | None = None):
         self.trial = trial
         self.interval = interval
+        self.latent_dim = latent_dim
         self.values: dict[str, list[Any]] = {k: [] for k in HISTORY_KEYS}
         self.active_units: list[int] = []
         self._saved_at = time.monotonic()
@@ -96,16 +107,18 @@ class TrialHistory:
         """Write both attributes unless the stored ones already hold every epoch."""
         n = len(self.active_units)
         if n and n != self._saved_len:
-            self.trial.set_user_attr("active_units", list(self.active_units))
-            self.trial.set_user_attr("history", self.values)
+            records.write(self.trial, records.ACTIVE_UNITS, list(self.active_units))
+            records.write(self.trial, records.HISTORY, self.values)
             self._saved_len = n
         self._saved_at = time.monotonic()
 
     def pruner_view(self) -> FrozenTrial:
         """What ``Trial.should_prune`` passes the pruner (Optuna's in-process copy of the
-        trial: its reports and attributes), with the live ``active_units``."""
+        trial: its reports and attributes), with the live ``active_units`` (its other system
+        attributes load from the storage on first use)."""
         view = copy.copy(self.trial._get_latest_trial())
-        view.user_attrs = {**view.user_attrs, "active_units": list(self.active_units)}
+        live = {records.ACTIVE_UNITS: list(self.active_units), records.LATENT_DIM: self.latent_dim}
+        view.system_attrs = records.Overlay(view.system_attrs, live)  # type: ignore[assignment]
         return view
 
 
@@ -234,27 +247,28 @@ class Objective:
             # the trial as Optuna keeps it in process; its system attrs are read on first use
             origin = RetryHeartbeatStaleTrialCallback.retried_trial_number(trial._get_latest_trial())
         if origin is not None:  # first: a retry killed early still says what it continues
-            trial.set_user_attr("retry_of", origin)
+            records.write(trial, records.RETRY_OF, origin)
             log.info("trial %d retries trial %d", trial.number, origin)
         cfg = self.run_config(trial)
-        trial.set_user_attr("config", cfg.to_dict())
-        trial.set_user_attr("latent_dim", cfg.model.latent_dim)
+        records.write(trial, records.CONFIG, cfg.to_dict())
+        records.write(trial, records.LATENT_DIM, cfg.model.latent_dim)
         collapse = self.spec.pruner.collapse
         threshold = collapse.threshold(cfg.model.latent_dim)
         checkpoint = (
             TrialCheckpoint(trial, self.store, self.spec.storage.checkpoint_interval)
             if self.store is not None else None
         )
-        history = TrialHistory(trial, self.spec.storage.history_interval)
+        history = TrialHistory(trial, self.spec.storage.history_interval, cfg.model.latent_dim)
 
         def on_epoch(m: EpochMetrics) -> None:
             history.append(m)
             reason = self._prune_reason(trial, history, m)
             if reason is not None:
-                trial.set_user_attr("prune_reason", reason)
-                trial.set_user_attr("pruned_epoch", m.epoch)
-                trial.set_user_attr("pruned_active_units", m.active_units)
+                trial.set_user_attr(records.PRUNE_REASON, reason)
+                records.write(trial, records.PRUNED_EPOCH, m.epoch)
+                records.write(trial, records.PRUNED_ACTIVE_UNITS, m.active_units)
                 history.save()
+                self._save_artifacts(trial, cfg, history)
                 self.failed_streak.clear()
                 self._constraint(trial, m.active_units, threshold)
                 self._publish(trial, cfg, history.values, "pruned", {
@@ -276,7 +290,7 @@ class Objective:
         except VaeSearchError:
             return
         if getattr(data, "vocab", None) is not None and cfg.data.vocab is None:
-            trial.set_user_attr("vocab", data.vocab)
+            records.write(trial, records.VOCAB, data.vocab)
 
     def failed(self, run: TrialRun, error: Exception) -> float:
         """The value of a trial whose training raised ``error``; what is not a finding about
@@ -305,7 +319,8 @@ class Objective:
         """Stop now, lose nothing: a copy waits in the queue with the last checkpoint, and this
         trial fails quietly (NaN) so the worker can exit without a traceback."""
         run.history.save()
-        run.trial.set_user_attr("fail_reason", f"interrupted; re-queued as trial {requeue(run.trial)}")
+        self._save_artifacts(run.trial, run.cfg, run.history)
+        run.trial.set_user_attr(records.FAIL_REASON, f"interrupted; re-queued as trial {requeue(run.trial)}")
         self.interrupted = True
         return float("nan")
 
@@ -313,11 +328,12 @@ class Objective:
         """Record a finished run's figures; its value for the study."""
         trial = run.trial
         if result.resumed_from:
-            trial.set_user_attr("resumed_from_epoch", result.resumed_from)
+            records.write(trial, records.RESUMED_FROM_EPOCH, result.resumed_from)
         final = result.final
         run.history.save()
         self.failed_streak.clear()
-        trial.set_user_attr("final", final)
+        records.write(trial, records.FINAL, final)
+        self._save_artifacts(trial, run.cfg, run.history)
         self._constraint(trial, final["active_units"], run.threshold)
         if self.spec.finalize is not None:
             values = [final_value(final, self.spec.finalize.split)]
@@ -335,11 +351,23 @@ class Objective:
     def _fail(self, trial: optuna.Trial, reason: str, cfg: RunConfig, history: TrialHistory) -> float:
         """Fail the trial (Optuna fails a NaN value) with its reason, without a traceback."""
         history.save()
-        trial.set_user_attr("fail_reason", reason)
+        self._save_artifacts(trial, cfg, history)
+        trial.set_user_attr(records.FAIL_REASON, reason)
         self.failed_streak.append((trial.number, reason))
         log.warning("trial %d failed: %s", trial.number, reason)
         self._publish(trial, cfg, history.values, "failed", {"fail_reason": reason})
         return float("nan")
+
+    def _save_artifacts(self, trial: optuna.Trial, cfg: RunConfig, history: TrialHistory) -> None:
+        """Upload the config and the history as JSON artifacts (for people: the records
+        themselves are system attributes); never fail a trial for them."""
+        if self.store is None:
+            return
+        try:
+            save_json_artifacts(trial, self.store, {"config.json": cfg.to_dict(), "history.json": {
+                "active_units": history.active_units, **history.values}})
+        except Exception:  # noqa: BLE001 - the records are in the database already
+            log.warning("trial %d: could not upload its config and history", trial.number, exc_info=True)
 
     def _constraint(self, trial: optuna.Trial, active_units: int, threshold: float) -> None:
         if self.spec.pruner.constraint:
@@ -378,16 +406,37 @@ def _data_key(cfg: DataConfig) -> str:
     return repr(dataclasses.asdict(cfg))
 
 
+def save_json_artifacts(trial: optuna.Trial, store: FileSystemArtifactStore, files: dict[str, Any]) -> None:
+    """Upload each ``name: value`` of ``files`` as a JSON artifact of ``trial``."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from optuna.artifacts import upload_artifact
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, value in files.items():
+            path = Path(tmp) / name
+            path.write_text(json.dumps(value, indent=1, default=str))
+            upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial,
+                            mimetype="application/json")
+
+
 def requeue(trial: optuna.Trial) -> int:
-    """Enqueue a copy of an interrupted trial (same params, its checkpoint); return its number."""
-    attrs = dict(trial.user_attrs)
-    attrs["requeued_from"] = trial.number
+    """Enqueue a copy of an interrupted trial (same params, its records and checkpoint);
+    return its number."""
     study = trial.study
-    study.enqueue_trial(trial.params, user_attrs=attrs)
-    number = max(
-        t.number
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    study.enqueue_trial(trial.params, user_attrs=dict(trial.user_attrs))
+    waiting = max(
+        study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)),
+        key=lambda t: t.number,
     )
+    number = waiting.number
+    storage = study._storage
+    for k, v in storage.get_trial_system_attrs(trial._trial_id).items():
+        if k.startswith(records.PREFIX):
+            storage.set_trial_system_attr(waiting._trial_id, k, v)
+    storage.set_trial_system_attr(waiting._trial_id, records.key(records.REQUEUED_FROM), trial.number)
     log.warning(
         "trial %d interrupted; re-queued as trial %d with its checkpoint", trial.number, number
     )

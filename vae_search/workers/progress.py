@@ -17,6 +17,7 @@ from typing import TextIO
 import optuna
 from optuna.trial import TrialState
 
+from vae_search import records
 from vae_search.study.collapse import is_collapsed
 from vae_search.study.objectives import primary_value
 
@@ -32,7 +33,7 @@ def _duration(seconds: float) -> str:
 
 def _epochs(t: optuna.trial.FrozenTrial, default: int | None) -> int | str:
     """A running trial's epoch count: its stored config's, else the spec's, else ``?``."""
-    epochs = t.user_attrs.get("epochs") or (t.user_attrs.get("config") or {}).get("epochs")
+    epochs = records.trial_epochs(t)
     return epochs or default or "?"
 
 
