@@ -15,7 +15,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from vae_search.dashboard.notes import beta_reached
+from vae_search.dashboard.trial.notes import beta_reached
 from vae_search.study.objectives import primary_value
 
 
