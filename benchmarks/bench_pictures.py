@@ -2,12 +2,12 @@
 
 1. ``import``: wall and CPU time of a fresh ``python -c 'import MODULE'`` (median of ``--repeats``)
    for what a worker imports at start-up (``vae_search.workers.worker``), the module that draws
-   a trial's pictures (``vae_search.dashboard.publish``) and, for scale, an empty interpreter
+   a trial's pictures (``vae_search.dashboard.trial.publish``) and, for scale, an empty interpreter
    and matplotlib's figure + Agg canvas. Each row says whether the import pulled matplotlib in.
 2. ``pictures``: one trial's pictures, all five (curves, KL per dimension, reconstructions,
    prior samples, traversals), for a quickstart-sized model (latent 16, hidden 256-128) on
    generated 32x32 shapes: ``draw`` renders and PNG-encodes them in memory; ``publish`` is the
-   whole :func:`~vae_search.dashboard.publish.publish_trial` (pictures, uploads to a file
+   whole :func:`~vae_search.dashboard.trial.publish.publish_trial` (pictures, uploads to a file
    artifact store, note) on an in-memory study. The first call (``cold``: lazy imports, font
    loading) is reported apart from the median of the next ``--repeats``; ``cpu`` is process
    CPU time, which other load on the machine sways less than wall time. One thread.
@@ -36,7 +36,7 @@ from pathlib import Path
 IMPORTS = {
     "python": "pass",
     "worker": "import vae_search.workers.worker",
-    "publish": "import vae_search.dashboard.publish",
+    "publish": "import vae_search.dashboard.trial.publish",
     "matplotlib": "import matplotlib.figure, matplotlib.backends.backend_agg",
 }
 EPOCHS = 8
@@ -107,7 +107,7 @@ def picture_seconds(repeats: int) -> dict:
     import optuna
     from optuna.artifacts import FileSystemArtifactStore
 
-    from vae_search.dashboard import publish
+    from vae_search.dashboard.trial import publish
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cfg, data, model, history = _setup()

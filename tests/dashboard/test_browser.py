@@ -107,7 +107,7 @@ document.body.setAttribute('data-layout', JSON.stringify({
 
 
 def test_the_study_figures_fit_the_dashboards_box(finished_study, tmp_path):
-    from vae_search.dashboard.study_figures import study_figures
+    from vae_search.dashboard.study.study_figures import study_figures
 
     for graph_id, fig in study_figures(finished_study.load()).items():
         page = tmp_path / f"{graph_id}.html"

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 from vae_search import records
 from vae_search.cli import main
-from vae_search.dashboard.publish import PICTURES
 from vae_search.dashboard.report import paste_url, render_report
+from vae_search.dashboard.trial.publish import PICTURES
 
 REMOTE = re.compile(
     r"""<(script|img|link|iframe)\b[^>]*\b(src|href)\s*=\s*["']?(https?:)?//""", re.I

@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from tests.dashboard.conftest import PNG_MAGIC, get
 from vae_search.cli import main
-from vae_search.dashboard.study_figures import ACTIVE_VS_OBJECTIVE_ID, COLLAPSE_MAP_ID
+from vae_search.dashboard.study.study_figures import ACTIVE_VS_OBJECTIVE_ID, COLLAPSE_MAP_ID
 
 
 def test_the_api_lists_the_study_its_trials_and_their_artifacts(dashboard):

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from optuna.trial import create_trial
 
 from vae_search.cli import main
-from vae_search.dashboard.reference_charts import finalists_figure
 from vae_search.dashboard.report import render_report
-from vae_search.dashboard.study_figures import study_figures
+from vae_search.dashboard.study.reference_charts import finalists_figure
+from vae_search.dashboard.study.study_figures import study_figures
 from vae_search.errors import ConfigError
 from vae_search.study.references import store_references
 from vae_search.study.spec import StudySpec

@@ -71,7 +71,7 @@ def dashboard_cmd(
 def _refresh_all(url: str) -> None:
     import optuna
 
-    from vae_search.dashboard.study_figures import refresh_study_figures
+    from vae_search.dashboard.study.study_figures import refresh_study_figures
     from vae_search.storage import open_storage
 
     storage = open_storage(url)

@@ -1,9 +1,9 @@
 """The dashboard's side of a worker: what it registers in the worker's hooks.
 
 :func:`dashboard_hooks` is what the CLI hands :func:`~vae_search.workers.worker.run_worker`:
-each ended trial gets its pictures and note (:func:`~vae_search.dashboard.publish.publish_trial`),
+each ended trial gets its pictures and note (:func:`~vae_search.dashboard.trial.publish.publish_trial`),
 and the study's figures are redrawn as trials finish
-(:func:`~vae_search.dashboard.study_figures.refresh_study_figures`).
+(:func:`~vae_search.dashboard.study.study_figures.refresh_study_figures`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from vae_search.workers.hooks import TrialEnd, WorkerHooks
 
 def publish_ended_trial(end: TrialEnd) -> None:
     """Pictures and a note for the dashboard; image pictures only for image data."""
-    from vae_search.dashboard.publish import publish_trial
+    from vae_search.dashboard.trial.publish import publish_trial
 
     model = end.model if end.config.images else None
     publish_trial(
@@ -26,7 +26,7 @@ def publish_ended_trial(end: TrialEnd) -> None:
 
 def refresh_figures(study: optuna.Study, min_interval: float) -> None:
     """The study's collapse map and active-units figure, redrawn at most every ``min_interval``."""
-    from vae_search.dashboard.study_figures import refresh_study_figures
+    from vae_search.dashboard.study.study_figures import refresh_study_figures
 
     refresh_study_figures(study, min_interval)
 

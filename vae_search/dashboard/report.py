@@ -24,15 +24,15 @@ from optuna.trial import FrozenTrial
 
 from vae_search import records
 from vae_search.dashboard.artifacts import trial_artifacts
-from vae_search.dashboard.points import TrialPoint, trial_points
-from vae_search.dashboard.publish import PICTURES
 from vae_search.dashboard.results_html import (
     finalists_html,
     pareto_html,
     rate_distortion_html,
     references_html,
 )
-from vae_search.dashboard.study_figures import active_vs_objective, collapse_map
+from vae_search.dashboard.study.points import TrialPoint, trial_points
+from vae_search.dashboard.study.study_figures import active_vs_objective, collapse_map
+from vae_search.dashboard.trial.publish import PICTURES
 from vae_search.results.summary import best_trials, completed, summarize
 from vae_search.study.collapse import is_collapsed
 from vae_search.study.objectives import objective_label, primary_value

@@ -8,7 +8,7 @@ from typing import Any
 
 import optuna
 
-from vae_search.dashboard.rate_distortion import rate_distortion_figure, rd_points
+from vae_search.dashboard.study.rate_distortion import rate_distortion_figure, rd_points
 from vae_search.results.summary import summarize
 
 
@@ -22,7 +22,7 @@ def _fig_html(fig: Any) -> str:
 
 def references_html(study: optuna.Study) -> str:
     """The published figures the spec names, beside the study's best, and the history chart."""
-    from vae_search.dashboard.reference_charts import history_figure
+    from vae_search.dashboard.study.reference_charts import history_figure
     from vae_search.study.references import read_references, reference_line
 
     refs = read_references(study)
@@ -89,7 +89,7 @@ def finalists_html(study: optuna.Study) -> str:
     )
     ppl = "<th>perplexity</th>" if any(x["perplexity"] is not None for x in table["rows"]) else ""
     verdict = table.get("verdict") or {}
-    from vae_search.dashboard.reference_charts import finalists_figure
+    from vae_search.dashboard.study.reference_charts import finalists_figure
     from vae_search.study.references import read_references
 
     chart = _fig_html(finalists_figure(table, read_references(study)))

@@ -270,7 +270,8 @@ class StudySpec:
             problems += _pruner_problems(perf, run.epochs if run is not None else 1)
         if "nll_iwae" in objective_names(raw.get("objective", "nll_iwae") or []):
             problems += _iwae_problems(run, params)
-        if space_raw is None or isinstance(space_raw, dict):
+        # a finalists' study re-trains enqueued configs: it searches nothing
+        if raw.get("finalize") is None and (space_raw is None or isinstance(space_raw, dict)):
             problems += _checks.refusals(run, params, space_raw)
         if spec is not None and run is not None:
             spec.source, spec.params, spec._base = source, params, run

@@ -12,14 +12,14 @@ import functools
 
 from PIL import Image, ImageDraw, ImageFont
 
-from vae_search.dashboard.plots import DPI, INK, MUTED, STYLE, SUBTITLE_SIZE, TITLE_SIZE
+from vae_search.dashboard.trial.plots import DPI, INK, MUTED, STYLE, SUBTITLE_SIZE, TITLE_SIZE
 
 LABEL_SIZE = 8.5  # points, as the figures' tick labels
 
 
 @functools.lru_cache(maxsize=16)
 def font(size: float) -> ImageFont.FreeTypeFont:
-    """The figures' font at ``size`` points (pixels at :data:`~vae_search.dashboard.plots.DPI`)."""
+    """The figures' font at ``size`` points (pixels at :data:`~vae_search.dashboard.trial.plots.DPI`)."""
     from matplotlib import font_manager
 
     path = font_manager.findfont(font_manager.FontProperties(family=STYLE["font.family"]))

@@ -1,5 +1,5 @@
 """The two chart kinds of the trial pictures, in matplotlib: a line panel over epochs and a
-heatmap with a colour bar and row marks (style and rendering: :mod:`~vae_search.dashboard.plots`).
+heatmap with a colour bar and row marks (style and rendering: :mod:`~vae_search.dashboard.trial.plots`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from vae_search.dashboard.plots import (
+from vae_search.dashboard.trial.plots import (
     COLORMAP,
     MARK,
     MISSING,

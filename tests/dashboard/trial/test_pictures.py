@@ -11,9 +11,9 @@ from PIL import ImageColor
 from torch import nn
 
 from tests.conftest import small_config
-from vae_search.dashboard.notes import CollapseRule, trial_note
-from vae_search.dashboard.plots import MARK, colormap
-from vae_search.dashboard.trial_pictures import (
+from vae_search.dashboard.trial.notes import CollapseRule, trial_note
+from vae_search.dashboard.trial.plots import MARK, colormap
+from vae_search.dashboard.trial.trial_pictures import (
     kl_heatmap,
     kl_matrix,
     last_unit_variance,

@@ -8,7 +8,7 @@ import math
 import optuna
 from optuna.trial import TrialState, create_trial
 
-from vae_search.dashboard.rate_distortion import rate_distortion_figure, rd_front, rd_points
+from vae_search.dashboard.study.rate_distortion import rate_distortion_figure, rd_front, rd_points
 
 
 def _study():

@@ -3,10 +3,10 @@
 Curves and the KL heatmap need only the trial's ``history`` (so pruned and failed trials get
 them too); reconstructions, prior samples and latent traversals need the trained model and
 image data. Every picture function returns a PIL image ready to save as PNG. Curves and the
-heatmap are drawn with matplotlib (:mod:`~vae_search.dashboard.plots`);
+heatmap are drawn with matplotlib (:mod:`~vae_search.dashboard.trial.plots`);
 ``training_curves_figure`` and ``kl_heatmap_figure`` return the matplotlib figures themselves,
 to restyle or save otherwise. The image grids are PIL with the same font
-(:mod:`~vae_search.dashboard.grids`).
+(:mod:`~vae_search.dashboard.trial.grids`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
-from vae_search.dashboard.grids import captioned, labelled_grid
-from vae_search.dashboard.panels import Marker, Series, heatmap, line_panel
-from vae_search.dashboard.plots import (
+from vae_search.dashboard.trial.grids import captioned, labelled_grid
+from vae_search.dashboard.trial.panels import Marker, Series, heatmap, line_panel
+from vae_search.dashboard.trial.plots import (
     MUTED,
     PALETTE,
     caption,

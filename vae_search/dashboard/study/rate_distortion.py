@@ -20,8 +20,8 @@ import optuna
 from optuna.trial import TrialState
 
 from vae_search import records
-from vae_search.dashboard.notes import beta_reached
-from vae_search.dashboard.plot_style import TEMPLATE, fitted_layout
+from vae_search.dashboard.study.plot_style import TEMPLATE, fitted_layout
+from vae_search.dashboard.trial.notes import beta_reached
 from vae_search.results.pareto import non_dominated
 from vae_search.study.collapse import is_collapsed
 

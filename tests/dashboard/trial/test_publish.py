@@ -15,7 +15,7 @@ from optuna_dashboard import get_note
 from tests.conftest import small_config
 from vae_search import records
 from vae_search.dashboard.artifacts import trial_artifacts
-from vae_search.dashboard.publish import PICTURES, publish_trial
+from vae_search.dashboard.trial.publish import PICTURES, publish_trial
 from vae_search.data import load_data
 from vae_search.model.vae import build_vae
 
@@ -131,7 +131,7 @@ def test_publish_trial_uploads_all_five_pictures(tmp_path):
 
 
 def test_a_worker_that_never_draws_does_not_import_matplotlib():
-    code = "import sys, vae_search.workers.worker, vae_search.dashboard.publish; print(sorted(m for m in sys.modules if m.startswith('matplotlib')))"
+    code = "import sys, vae_search.workers.worker, vae_search.dashboard.trial.publish; print(sorted(m for m in sys.modules if m.startswith('matplotlib')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     # the pictures import matplotlib when they draw, not when the worker starts
     assert out.stdout.strip() == "[]"
@@ -156,7 +156,7 @@ def test_the_artifact_listing_skips_entries_deleted_in_the_dashboard(tmp_path):
 def test_a_note_reads_back_through_the_dashboard_even_over_a_longer_one(tmp_path):
     from optuna_dashboard import save_note
 
-    from vae_search.dashboard.publish import _save_note
+    from vae_search.dashboard.trial.publish import _save_note
 
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'n.db'}")
     study = optuna.create_study(storage=storage)

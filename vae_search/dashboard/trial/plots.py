@@ -6,7 +6,7 @@ is imported inside these functions, so a worker pays for it only when it draws.
 
 Restyle the pictures through :data:`STYLE` (rcParams applied while a picture is built) or draw
 the figures yourself with the ``*_figure`` functions of
-:mod:`~vae_search.dashboard.trial_pictures`.
+:mod:`~vae_search.dashboard.trial.trial_pictures`.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from vae_search import records
-from vae_search.dashboard.notes import beta_reached
+from vae_search.dashboard.trial.notes import beta_reached
 from vae_search.study.objectives import primary_value
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
-from vae_search.dashboard.plot_style import TEMPLATE, fitted_layout
+from vae_search.dashboard.study.plot_style import TEMPLATE, fitted_layout
 from vae_search.study.collapse import is_collapsed
 from vae_search.study.objectives import objective_label, primary_value
 from vae_search.study.references import differences

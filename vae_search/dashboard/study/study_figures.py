@@ -7,7 +7,7 @@
 * **active units against the objective** for the completed trials.
 
 :func:`refresh_study_figures` stores both in the study for optuna-dashboard; the report embeds
-the same figures. What each marker stands for is :class:`~vae_search.dashboard.points.TrialPoint`.
+the same figures. What each marker stands for is :class:`~vae_search.dashboard.study.points.TrialPoint`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
-from vae_search.dashboard.plot_style import TEMPLATE, count_ticks, fitted_layout, log_ticks
-from vae_search.dashboard.points import TrialPoint, trial_points
+from vae_search.dashboard.study.plot_style import TEMPLATE, count_ticks, fitted_layout, log_ticks
+from vae_search.dashboard.study.points import TrialPoint, trial_points
 from vae_search.study.objectives import objective_label
 
 if TYPE_CHECKING:
@@ -275,7 +275,7 @@ def _beta_colour_scale(points: list[TrialPoint]) -> dict[str, Any]:
 
 def study_figures(study: optuna.Study) -> dict[str, go.Figure]:
     """The study's figures by graph-object id."""
-    from vae_search.dashboard.rate_distortion import (
+    from vae_search.dashboard.study.rate_distortion import (
         RATE_DISTORTION_ID,
         rate_distortion_figure,
         rd_points,
@@ -289,7 +289,7 @@ def study_figures(study: optuna.Study) -> dict[str, go.Figure]:
     rd = rd_points(study)
     if rd:  # the rate–distortion plane (Alemi et al. 2018) once a trial has R and D
         figures[RATE_DISTORTION_ID] = rate_distortion_figure(rd)
-    from vae_search.dashboard.reference_charts import HISTORY_ID, history_figure
+    from vae_search.dashboard.study.reference_charts import HISTORY_ID, history_figure
     from vae_search.study.references import read_references
 
     refs = read_references(study)

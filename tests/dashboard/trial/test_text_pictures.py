@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from vae_search.config import RunConfig
-from vae_search.dashboard import text_pictures as tx
+from vae_search.dashboard.trial import text_pictures as tx
 from vae_search.data import load_data
 from vae_search.data.tokens import decode
 from vae_search.model import build_vae
@@ -57,7 +57,7 @@ def test_a_token_data_trial_publishes_its_text_pictures(tmp_path):
     from optuna.artifacts import FileSystemArtifactStore
 
     from vae_search.dashboard.artifacts import trial_artifacts
-    from vae_search.dashboard.publish import publish_trial
+    from vae_search.dashboard.trial.publish import publish_trial
 
     model, data = lstm()
     cfg = RunConfig.from_dict({"data": {"name": "sentences", "size": 100},

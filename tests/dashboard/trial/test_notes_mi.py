@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from vae_search.dashboard.notes import mutual_info_text
+from vae_search.dashboard.trial.notes import mutual_info_text
 from vae_search.metrics import mutual_info_batch
 
 

@@ -13,9 +13,9 @@ from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 
 from tests.dashboard.conftest import COLLAPSING, GOOD, MIXTURE
 from vae_search import records
-from vae_search.dashboard.plot_style import HEIGHT, count_ticks
-from vae_search.dashboard.points import setting, trial_points
-from vae_search.dashboard.study_figures import (
+from vae_search.dashboard.study.plot_style import HEIGHT, count_ticks
+from vae_search.dashboard.study.points import setting, trial_points
+from vae_search.dashboard.study.study_figures import (
     ACTIVE_VS_OBJECTIVE_ID,
     COLLAPSE_MAP_ID,
     OUTLINE,

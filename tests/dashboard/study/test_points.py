@@ -11,9 +11,9 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from tests.conftest import small_config
 from tests.dashboard.conftest import spec_dict
-from vae_search.dashboard.notes import beta_phrase, trial_note
-from vae_search.dashboard.points import trial_points
-from vae_search.dashboard.publish import _subtitle
+from vae_search.dashboard.study.points import trial_points
+from vae_search.dashboard.trial.notes import beta_phrase, trial_note
+from vae_search.dashboard.trial.publish import _subtitle
 from vae_search.study.objectives import OBJECTIVE_LABELS, objective_label
 from vae_search.study.spec import StudySpec
 from vae_search.workers.worker import open_study

@@ -3,7 +3,7 @@
 :func:`publish_trial` is the one entry point: it uploads PNG artifacts (training curves, KL per
 latent dimension and, when the trained model and image data are at hand, reconstructions,
 prior samples and, for ``shapes``, latent traversals; for token data the reconstructions,
-samples and interpolations are text, :mod:`vae_search.dashboard.text_pictures`) and saves a Markdown note saying how the
+samples and interpolations are text, :mod:`vae_search.dashboard.trial.text_pictures`) and saves a Markdown note saying how the
 trial ended. It never raises: a picture must never fail a trial.
 
 Call it while the trial is still running (before returning the value, before raising
@@ -27,8 +27,8 @@ from PIL import Image
 
 from vae_search import records
 from vae_search.config import RunConfig
-from vae_search.dashboard import trial_pictures as tp
-from vae_search.dashboard.notes import CollapseRule, beta_phrase, beta_reached, trial_note
+from vae_search.dashboard.trial import trial_pictures as tp
+from vae_search.dashboard.trial.notes import CollapseRule, beta_phrase, beta_reached, trial_note
 from vae_search.data import DataSplits
 from vae_search.model import VAE
 
@@ -141,7 +141,7 @@ def _pictures(
         ),
     }
     if model is not None and data is not None and data.is_tokens:  # text, rendered as PNG
-        from vae_search.dashboard import text_pictures
+        from vae_search.dashboard.trial import text_pictures
 
         out.update(text_pictures.pictures(model, data, seed=config.seed))
         return out
