@@ -20,7 +20,7 @@ from vae_search.data.splits import DataSplits
 from vae_search.results.finalists import choose_finalists
 from vae_search.study.spec import StorageSpec, StudySpec
 from vae_search.workers.finalize import prepare_finalists
-from vae_search.workers.worker import WorkerOptions, run_worker
+from vae_search.workers.worker import WorkerOptions, open_study, run_worker
 
 pytestmark = pytest.mark.slow
 
@@ -55,11 +55,18 @@ def test_two_configs_three_seeds(tmp_path, test_reads):
     url = f"sqlite:///{tmp_path / 'f.db'}"
     art = str(tmp_path / "art")
     search = StudySpec.from_file(write_spec(tmp_path / "s.yaml", "fin", n_trials=3, epochs=2))
+    # three low-β configurations that keep their units: a randomly drawn one can end with no
+    # active unit, count as collapsed and leave fewer than two configurations to finalize
+    study, _ = open_study(search, url)
+    for beta, latent in ((0.2, 4), (0.25, 5), (0.3, 6)):
+        study.enqueue_trial({"schedule.beta": beta, "schedule.rate": 2.0,
+                             "model.latent_dim": latent, "prior.kind": "standard"})
     run_worker(search, WorkerOptions(storage=url, artifact_dir=art, threads=1))
     # the search never read the test split
     assert test_reads == []
     study = load(url, "fin")
     chosen = choose_finalists(study, 2)
+    assert len(chosen) == 2, [(t.number, t.value) for t in study.trials]
     spec = prepare_finalists(study, chosen, url, seeds=3, k=10)
     run_worker(spec, WorkerOptions(storage=url, artifact_dir=art, threads=1))
     # finalize read it once per run: 2 configurations x 3 seeds
