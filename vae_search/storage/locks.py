@@ -75,20 +75,31 @@ class AdvisoryLock:
         return conn
 
     def release(self) -> None:
+        """Unlock and close; a connection lost meanwhile took its session's lock with it.
+
+        After a server restart the unlock fails on the dead connection. The driver does not
+        always mark such a connection broken at once (psycopg learns it on the next read), so
+        SQLAlchemy's ``close`` would try to roll it back and raise from ``_rollback_impl``:
+        such a connection is invalidated instead, and nothing escapes for a connection failure.
+        """
         import sqlalchemy
 
         from vae_search.storage.resilient import classify
 
-        if self._conn is not None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
+            conn.close()  # closing the session also frees the lock
+        except sqlalchemy.exc.SQLAlchemyError as e:
+            lost = classify(e) is not None
             try:
-                self._conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
-            except sqlalchemy.exc.SQLAlchemyError as e:
-                if classify(e) is None:
-                    raise
-                # the connection is gone, and the session's advisory lock with it
-            finally:
-                self._conn.close()  # closing the session also frees the lock
-                self._conn = None
+                conn.invalidate()  # the session is gone, or must go: never roll it back
+            except sqlalchemy.exc.SQLAlchemyError:
+                pass
+            if not lost:
+                raise
 
 
 def study_lock(url: str, study_name: str) -> Lock:
