@@ -16,6 +16,7 @@ import optuna
 import pytest
 from click.testing import CliRunner
 
+from tests.workers.test_records import assert_narrow
 from tests.workers.test_worker import write_spec
 from vae_search import records
 from vae_search.cli import main
@@ -200,3 +201,5 @@ def test_the_quickstart_prunes_for_collapse_and_the_summary_agrees_with_status(t
     assert status["pruned"]["collapse_epochs_saved"] == saved > 0
     text = run("status", "--storage", url).output
     assert f"collapse pruning stopped {len(pruned)} trial(s) early: {saved} of" in text
+    # plain Optuna prints the quickstart's best trial (its real space) in a narrow table
+    assert_narrow("quickstart", url)

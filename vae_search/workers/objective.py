@@ -180,7 +180,7 @@ class Objective:
 
     def run_config(self, trial: optuna.Trial) -> RunConfig:
         if self.spec.finalize is not None:  # a finalist: the enqueued config, nothing sampled
-            raw = trial.user_attrs.get(FINALIST_CONFIG)
+            raw = records.record(trial._get_latest_trial(), FINALIST_CONFIG)
             if not isinstance(raw, dict):
                 raise VaeSearchError(
                     f"trial {trial.number} of finalists' study {trial.study.study_name!r} has no "

@@ -138,7 +138,7 @@ def open_study(
         storage, spec.study, build_sampler(spec, worker=worker_index), build_pruner(spec),
         directions=spec.directions,
     )
-    # the dashboard's own charts: not "Objective 0"
+    # a multi-objective study's charts in optuna-dashboard: not "Objective 0", "Objective 1"
     name_objective(study, spec.objective if spec.finalize is None else [final_label(spec.finalize)])
     store_references(study, spec.references, spec.our_conditions())
     return study, url
