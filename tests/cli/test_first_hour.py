@@ -185,15 +185,17 @@ def test_a_worker_without_index_is_named_by_its_pid(tmp_path, caplog):
 
 
 @pytest.mark.slow
-def test_the_quickstart_prunes_for_collapse_and_the_summary_agrees_with_status(tmp_path, caplog):
-    """The shipped quickstart spec at its real size, its first worker's first three trials (the
+def test_the_quickstart_prunes_for_collapse_and_the_summary_agrees_with_status(tmp_path):
+    """The shipped quickstart spec at its real size through ``vae-search run``, as a user runs
+    it, with one worker and a budget of three trials (the first worker's first three: the
     sampler's random start-up, the same in every run): one of them collapses."""
-    import logging
-
-    spec = StudySpec.from_file(ROOT / "studies" / "quickstart.yaml")
+    text = (ROOT / "studies" / "quickstart.yaml").read_text()
+    assert re.search(r"^n_trials: 16 ", text, re.M)
+    (tmp_path / "qs.yaml").write_text(re.sub(r"^n_trials: 16 ", "n_trials: 3 ", text, flags=re.M))
+    spec = StudySpec.from_file(tmp_path / "qs.yaml")
     url = f"sqlite:///{tmp_path / 'st.db'}"
-    with caplog.at_level(logging.INFO, logger="vae_search.workers.objective"):
-        run_worker(spec, WorkerOptions(storage=url, artifact_dir=str(tmp_path / "a"), index=0, n_trials=3))
+    res = _cli("run", tmp_path / "qs.yaml", "--workers", 1, "--storage", url, cwd=tmp_path, timeout=900)
+    assert res.returncode == 0, res.stderr
     status = json.loads(run("status", "--json", "--storage", url).output)
     study = optuna.load_study(study_name="quickstart", storage=url)
     pruned = [t for t in study.trials if records.record(t, "prune_reason") == "collapse"]
@@ -201,16 +203,20 @@ def test_the_quickstart_prunes_for_collapse_and_the_summary_agrees_with_status(t
     # status counts what the trials say, and the epochs saved are the epochs never trained
     assert status["pruned"]["collapse"] == len(pruned)
     saved = sum(spec.base_run().epochs - len(t.intermediate_values) for t in pruned)
+    assert status["pruned"]["collapse_epochs_saved"] == saved > 0
+    # run's closing summary says the same numbers
+    p = status["pruned"]
+    assert f"pruned {p['collapse'] + p['performance']} (collapse {p['collapse']}, performance " in res.stdout
+    assert (f"collapse pruning stopped {len(pruned)} trial(s) early: {saved} of "
+            f"their {p['collapse_epochs_planned']} epochs") in res.stdout, res.stdout
+    assert f"best: trial {status['best']['number']}  value {status['best']['value']:.3f}" in res.stdout
     # each prune is said cause first, with the numbers of the rule it broke (the quickstart's
     # min_active_fraction 0.5: half the latent units, at least 1), read back from its records
-    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("pruned")]
     for t in pruned:
         au, d = records.record(t, "pruned_active_units"), records.latent_dim(t)
-        assert (f"pruned (collapse: only {au}/{d} latent units active at epoch "
-                f"{records.record(t, 'pruned_epoch')} (needs {max(1, 0.5 * d):g}))") in said
-    assert status["pruned"]["collapse_epochs_saved"] == saved > 0
-    text = run("status", "--storage", url).output
-    assert f"collapse pruning stopped {len(pruned)} trial(s) early: {saved} of" in text
+        assert (f"[w0 #{t.number}] vae_search.workers.objective: pruned (collapse: only {au}/{d} "
+                f"latent units active at epoch {records.record(t, 'pruned_epoch')} "
+                f"(needs {max(1, 0.5 * d):g}))") in res.stderr, res.stderr
     # plain Optuna prints the quickstart's best trial (its real space) in a narrow table
     assert_narrow("quickstart", url)
 
