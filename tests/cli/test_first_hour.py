@@ -270,3 +270,18 @@ def test_a_performance_prune_names_the_elbo_not_the_units():
     text = pruned_message("performance", epoch=3, active_units=30, latent_dim=30, threshold=1)
     assert text.startswith("performance: -ELBO worse than the pruner's cut at epoch 3")
     assert "30/30 active units" not in text and "(active units 30/30)" in text
+
+
+def test_optunas_own_lines_come_in_our_format(tmp_path):
+    spec = write_spec(tmp_path / "s.yaml", "fmt", n_trials=1, epochs=4)
+    url = f"sqlite:///{tmp_path / 'st.db'}"
+    # -v lets Optuna's INFO lines through: "A new study created", then "Using an existing study"
+    lines = []
+    for _ in range(2):
+        res = _cli("-v", "create-study", spec, "--no-data", "--storage", url, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        lines += res.stderr.splitlines()
+    theirs = [ln for ln in lines if " optuna." in ln]
+    assert len(theirs) == 2, lines
+    assert all(re.match(r"^\d\d:\d\d:\d\d INFO optuna\.[\w.]+: ", ln) for ln in theirs), theirs
+    assert not [ln for ln in lines if re.match(r"^\[[IWE] \d{4}-", ln)], lines
