@@ -43,6 +43,7 @@ narrow. Studies from before this layout have every record inline in the user att
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import gc
@@ -163,6 +164,9 @@ class Objective:
         self.progress = progress
         self._data: dict[str, Any] = {}
         self.interrupted = False  # set when a trial was stopped by a second signal
+        # wraps the storing of a finished trial's results (the worker's GracefulStop.hold: a
+        # second signal waits until they are stored rather than break them off)
+        self.hold: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
         self.failed_streak: list[tuple[int, str]] = []  # (trial, reason) since the last success
 
     def data_for(self, cfg: RunConfig) -> Any:
@@ -237,7 +241,8 @@ class Objective:
             return self.failed(run, e)
         except KeyboardInterrupt:
             return self.interrupt(run)
-        return self.complete(run, result)
+        with self.hold():
+            return self.complete(run, result)
 
     def begin(self, trial: optuna.Trial) -> TrialRun:
         """Everything a trial needs before training: its run config (stored), checkpoint,
