@@ -61,6 +61,22 @@ def active_units(mu: torch.Tensor, threshold: float = 0.01) -> tuple[int, torch.
     return int((var > threshold).sum()), var
 
 
+MI_NEAR_CEILING = 0.95  # share of log(batch) from which the MI estimate is called saturated
+
+
+def mutual_info_ceiling(batch_size: int) -> float:
+    """The most the He et al. estimate over evaluation batches of ``batch_size`` can show (in
+    expectation): log(batch size), 0 for batches of one."""
+    return math.log(batch_size) if batch_size > 1 else 0.0
+
+
+def mutual_info_at_ceiling(value: float, batch_size: int) -> bool:
+    """True when an estimate is within ``MI_NEAR_CEILING`` of its ceiling: it then says only
+    that I(x; z) is at least about that much (a larger ``eval.batch_size`` leaves room)."""
+    ceiling = mutual_info_ceiling(batch_size)
+    return ceiling > 0 and math.isfinite(value) and value >= MI_NEAR_CEILING * ceiling
+
+
 def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(q(z_d|x) || N(0, 1)) of each latent dimension, averaged over the batch: (D,).
 

@@ -4,9 +4,11 @@ A trial's machine records (its config, per-epoch history, final figures, checkpo
 are trial *system* attributes named ``vae_search:<record>``, written through the storage:
 they live in the study's database, so ``status``, ``export`` and the report need no artifact
 directory, and neither ``optuna best-trial`` nor optuna-dashboard prints them (both print the
-user attributes). The user attributes keep only short words for people: ``prune_reason`` and
-``fail_reason``. The config and the history are also JSON artifacts of the trial
-(``config.json``, ``history.json``) when the worker has an artifact store.
+user attributes). The user attributes keep only short words for people: ``prune_reason``,
+``fail_reason`` and a finalist run's ``finalist_of``. The config and the history are also JSON
+artifacts of the trial (``config.json``, ``history.json``) when the worker has an artifact
+store. A finalists' study's enqueued runs (``finalist_config``, ``finalist``) and a warm start's
+copies (``warm_start``) keep their records here too.
 
 Studies written before this layout kept every record inline in the user attributes under the
 same name (``config``, ``history``, ``final``, ...): each reader here falls back to them.
@@ -33,11 +35,15 @@ RETRY_OF = "retry_of"
 REQUEUED_FROM = "requeued_from"
 EPOCHS = "epochs"
 VOCAB = "vocab"  # a text trial's vocabulary (token data), so an export re-encodes as it did
+FINALIST_CONFIG = "finalist_config"  # a finalist run's enqueued run config (STUDY.final)
+FINALIST = "finalist"  # which search trial, rank and seed a finalist run is (STUDY.final)
+WARM_START = "warm_start"  # a warm-start copy's origin: {study, trial}
 
 # short words for people, kept as user attributes
 PRUNE_REASON = "prune_reason"
 FAIL_REASON = "fail_reason"
-USER_RECORDS = (PRUNE_REASON, FAIL_REASON)
+FINALIST_OF = "finalist_of"  # a finalist run: "trial N, seed S" of the search study
+USER_RECORDS = (PRUNE_REASON, FAIL_REASON, FINALIST_OF)
 
 
 def key(name: str) -> str:

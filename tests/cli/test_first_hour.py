@@ -16,6 +16,7 @@ import optuna
 import pytest
 from click.testing import CliRunner
 
+from tests.workers.test_records import assert_narrow
 from tests.workers.test_worker import write_spec
 from vae_search import records
 from vae_search.cli import main
@@ -185,11 +186,16 @@ def test_a_worker_without_index_is_named_by_its_pid(tmp_path, caplog):
 
 @pytest.mark.slow
 def test_the_quickstart_prunes_for_collapse_and_the_summary_agrees_with_status(tmp_path):
-    """The shipped quickstart spec at its real size, its first worker's first three trials (the
+    """The shipped quickstart spec at its real size through ``vae-search run``, as a user runs
+    it, with one worker and a budget of three trials (the first worker's first three: the
     sampler's random start-up, the same in every run): one of them collapses."""
-    spec = StudySpec.from_file(ROOT / "studies" / "quickstart.yaml")
+    text = (ROOT / "studies" / "quickstart.yaml").read_text()
+    assert re.search(r"^n_trials: 16 ", text, re.M)
+    (tmp_path / "qs.yaml").write_text(re.sub(r"^n_trials: 16 ", "n_trials: 3 ", text, flags=re.M))
+    spec = StudySpec.from_file(tmp_path / "qs.yaml")
     url = f"sqlite:///{tmp_path / 'st.db'}"
-    run_worker(spec, WorkerOptions(storage=url, artifact_dir=str(tmp_path / "a"), index=0, n_trials=3))
+    res = _cli("run", tmp_path / "qs.yaml", "--workers", 1, "--storage", url, cwd=tmp_path, timeout=900)
+    assert res.returncode == 0, res.stderr
     status = json.loads(run("status", "--json", "--storage", url).output)
     study = optuna.load_study(study_name="quickstart", storage=url)
     pruned = [t for t in study.trials if records.record(t, "prune_reason") == "collapse"]
@@ -198,5 +204,84 @@ def test_the_quickstart_prunes_for_collapse_and_the_summary_agrees_with_status(t
     assert status["pruned"]["collapse"] == len(pruned)
     saved = sum(spec.base_run().epochs - len(t.intermediate_values) for t in pruned)
     assert status["pruned"]["collapse_epochs_saved"] == saved > 0
-    text = run("status", "--storage", url).output
-    assert f"collapse pruning stopped {len(pruned)} trial(s) early: {saved} of" in text
+    # run's closing summary says the same numbers
+    p = status["pruned"]
+    assert f"pruned {p['collapse'] + p['performance']} (collapse {p['collapse']}, performance " in res.stdout
+    assert (f"collapse pruning stopped {len(pruned)} trial(s) early: {saved} of "
+            f"their {p['collapse_epochs_planned']} epochs") in res.stdout, res.stdout
+    assert f"best: trial {status['best']['number']}  value {status['best']['value']:.3f}" in res.stdout
+    # each prune is said cause first, with the numbers of the rule it broke (the quickstart's
+    # min_active_fraction 0.5: half the latent units, at least 1), read back from its records
+    for t in pruned:
+        au, d = records.record(t, "pruned_active_units"), records.latent_dim(t)
+        assert (f"[w0 #{t.number}] vae_search.workers.objective: pruned (collapse: only {au}/{d} "
+                f"latent units active at epoch {records.record(t, 'pruned_epoch')} "
+                f"(needs {max(1, 0.5 * d):g}))") in res.stderr, res.stderr
+    # plain Optuna prints the quickstart's best trial (its real space) in a narrow table
+    assert_narrow("quickstart", url)
+
+
+def _setuptools_warnings(project_dir: Path) -> tuple[list[str], object]:
+    """The deprecation warnings setuptools gives when it reads ``project_dir``'s pyproject.toml
+    (what every ``pip install`` of it prints), and the metadata it read."""
+    import warnings
+
+    from setuptools.config.pyprojecttoml import apply_configuration
+    from setuptools.dist import Distribution
+    from setuptools.warnings import SetuptoolsDeprecationWarning
+
+    cwd = os.getcwd()
+    os.chdir(project_dir)  # the readme and packages are found from there
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            dist = apply_configuration(Distribution(), "pyproject.toml")
+    finally:
+        os.chdir(cwd)
+    return [str(w.message) for w in caught if issubclass(w.category, SetuptoolsDeprecationWarning)], dist
+
+
+def test_installing_gives_no_license_deprecation_warning(tmp_path):
+    said, dist = _setuptools_warnings(ROOT)
+    assert not [w for w in said if "license" in w.lower()], said
+    assert dist.metadata.license_expression == "MIT"
+    # the form the issue saw (a TOML table) warns: the check above would catch it
+    old = (ROOT / "pyproject.toml").read_text().replace('license = "MIT"', 'license = {text = "MIT"}')
+    (tmp_path / "pyproject.toml").write_text(old)
+    (tmp_path / "README.md").write_text("x")
+    said, _ = _setuptools_warnings(tmp_path)
+    assert [w for w in said if "license" in w.lower()], said
+
+
+@pytest.mark.skipif(subprocess.run(["git", "-C", str(ROOT), "rev-parse"], capture_output=True).returncode != 0,
+                    reason="not a git checkout")
+def test_the_study_lock_file_is_ignored_by_git():
+    # the file lock beside a SQLite study (vae_search.db.lock), wherever a study is run
+    for path in ("vae_search.db.lock", "runs/x/other.db.lock", "vae_search.db"):
+        res = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", "--no-index", path])
+        assert res.returncode == 0, path
+    assert subprocess.run(["git", "-C", str(ROOT), "check-ignore", "-q", "--no-index", "studies/x.yaml"]).returncode == 1
+
+
+def test_a_performance_prune_names_the_elbo_not_the_units():
+    from vae_search.workers.objective import pruned_message
+
+    # the issue's case: every unit active, pruned for its -ELBO; the units are a fact beside it
+    text = pruned_message("performance", epoch=3, active_units=30, latent_dim=30, threshold=1)
+    assert text.startswith("performance: -ELBO worse than the pruner's cut at epoch 3")
+    assert "30/30 active units" not in text and "(active units 30/30)" in text
+
+
+def test_optunas_own_lines_come_in_our_format(tmp_path):
+    spec = write_spec(tmp_path / "s.yaml", "fmt", n_trials=1, epochs=4)
+    url = f"sqlite:///{tmp_path / 'st.db'}"
+    # -v lets Optuna's INFO lines through: "A new study created", then "Using an existing study"
+    lines = []
+    for _ in range(2):
+        res = _cli("-v", "create-study", spec, "--no-data", "--storage", url, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        lines += res.stderr.splitlines()
+    theirs = [ln for ln in lines if " optuna." in ln]
+    assert len(theirs) == 2, lines
+    assert all(re.match(r"^\d\d:\d\d:\d\d INFO optuna\.[\w.]+: ", ln) for ln in theirs), theirs
+    assert not [ln for ln in lines if re.match(r"^\[[IWE] \d{4}-", ln)], lines

@@ -10,7 +10,10 @@ import optuna
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
+from tests.workers.test_records import assert_narrow
+from vae_search import records
 from vae_search.study.spec import StudySpec
+from vae_search.study.warm_start import is_warm_copy
 from vae_search.workers import budget
 from vae_search.workers.worker import WorkerOptions, run_worker
 
@@ -43,7 +46,7 @@ def test_agreeing_parameters_reach_the_sampler_and_outside_ones_are_reported(spe
     with caplog.at_level(logging.INFO, logger="vae_search.study.warm_start"):
         run_worker(spec, WorkerOptions(storage=url, artifact_dir=str(tmp_path / "art"), threads=1))
     study = optuna.load_study(study_name="new", storage=url)
-    copies = [t for t in study.trials if "warm_start" in t.user_attrs]
+    copies = [t for t in study.trials if is_warm_copy(t)]
     # latent sizes 2 and 3 agree with the new space and keep their values; 40 lies outside it
     assert sorted((t.params["model.latent_dim"], t.value) for t in copies) == [(2, 91.0), (3, 90.0)]
     # schedule.rate is not in the new space: dropped from the copies ...
@@ -54,10 +57,20 @@ def test_agreeing_parameters_reach_the_sampler_and_outside_ones_are_reported(spe
     assert report["skipped_trials"] == [{"trial": 2, "why": "model.latent_dim = 40 is outside the new space"}]
     assert "parameter schedule.rate is not in this study's space; skipped" in caplog.text
     # the sampler saw them: brute force, which never repeats a tried point, ran latent size 4
-    own = [t for t in study.trials if "warm_start" not in t.user_attrs]
+    own = [t for t in study.trials if not is_warm_copy(t)]
     assert [t.params["model.latent_dim"] for t in own] == [4] and own[0].state == TrialState.COMPLETE
     # the copies do not use the budget (1 trial, run) and are not this study's best
     assert budget.remaining(study, 1)[0] == 0
     from vae_search.results.summary import best_trials
 
     assert [t.number for t in best_trials(study)] == [own[0].number]
+    # a copy says where it came from in its record, not in a user attribute: plain Optuna
+    # prints the copies (every trial's row, and the best) as narrow as any other trial
+    assert sorted(records.record(t, records.WARM_START)["trial"] for t in copies) == [0, 1]
+    assert all(t.user_attrs == {} for t in copies)
+    assert_narrow("new", url, commands=("trials", "best-trial"))
+
+
+def test_an_older_studys_copy_marked_in_its_user_attributes_is_still_a_copy():
+    old = create_trial(value=1.0, user_attrs={"warm_start": {"study": "src", "trial": 3}})
+    assert is_warm_copy(old) and not is_warm_copy(create_trial(value=1.0))

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from optuna.trial import TrialState
 from scipy import stats
 
+from tests.workers.test_records import assert_narrow
 from tests.workers.test_worker import kill_mid_trial, load, rescue, write_spec
 from vae_search import records
 from vae_search.cli import main
@@ -82,8 +83,14 @@ def test_two_configs_three_seeds(tmp_path, test_reads):
     table = final.user_attrs["finalists"]  # where plain Optuna reads it
     assert table["interval"].startswith("95% Student t")
     by_trial: dict[int, list[float]] = {}
+    # plain Optuna prints the finalists narrow: the enqueued config and the finalist record
+    # are system attributes, the one user attribute says whose run it is in a few words
+    assert_narrow("fin.final", url)
+    assert final.metric_names == ["test IWAE NLL (k=10)"]
     for t in trials:
-        info = t.user_attrs["finalist"]
+        info = records.record(t, records.FINALIST)
+        assert t.user_attrs == {"finalist_of": f"trial {info['trial']}, seed {info['seed']}"}
+        assert records.record(t, records.FINALIST_CONFIG)["seed"] == info["seed"]
         assert records.record(t, 'final')["test"]["nll_iwae"] == t.value  # the test split's bound
         assert records.record(t, 'final')["iwae_samples"] == 10
         by_trial.setdefault(info["trial"], []).append(t.value)
@@ -146,7 +153,8 @@ def test_a_killed_finalist_is_retried_and_resumes(storage_url, study_name, tmp_p
         # and resumes from the checkpoint; the budget of one run is met exactly
         retry, out = rescue(path, storage_url, f"{study_name}.final", art, original)
         assert "resumed from the checkpoint" in out
-        assert retry.user_attrs["finalist"] == original.user_attrs["finalist"]
+        assert records.record(retry, records.FINALIST) == records.record(original, records.FINALIST)
+        assert retry.user_attrs["finalist_of"] == original.user_attrs["finalist_of"]
         assert records.record(retry, 'final')["test"]["nll_iwae"] == retry.value
     finally:
         from tests.conftest import drop_study

@@ -26,7 +26,7 @@ from vae_search.results.summary import summarize, trial_info
 from vae_search.storage.checkpoints import artifact_store
 from vae_search.study.collapse import is_collapsed
 from vae_search.study.spec import StudySpec
-from vae_search.workers.worker import WorkerOptions, run_worker
+from vae_search.workers.worker import WorkerOptions, open_study, run_worker
 
 OPTUNA = Path(sys.executable).with_name("optuna")
 
@@ -50,16 +50,60 @@ def json_artifact(study, trial, store, name):
         return json.loads(path.read_text())
 
 
-@pytest.mark.skipif(not OPTUNA.exists(), reason=f"no optuna CLI next to {sys.executable}")
-def test_optuna_best_trial_prints_a_narrow_table(finished):
-    url, _ = finished
+def optuna_table(command: str, study_name: str, url: str) -> list[str]:
+    """The lines plain ``optuna best-trial`` / ``best-trials`` prints for a study."""
+    if not OPTUNA.exists():
+        pytest.skip(f"no optuna CLI next to {sys.executable}")
     out = subprocess.run(
-        [str(OPTUNA), "best-trial", "--study-name", "rec", "--storage", url],
+        [str(OPTUNA), command, "--study-name", study_name, "--storage", url],
         capture_output=True, text=True, check=True,
     ).stdout
     lines = out.splitlines()
-    assert len(lines) >= 4, out  # the table is there, with its row
-    assert max(len(line) for line in lines) <= 300, max(len(line) for line in lines)
+    assert len(lines) >= 5, out  # the table is there, with a row
+    return lines
+
+
+def assert_narrow(study_name: str, url: str, commands=("best-trial", "best-trials")) -> None:
+    """What plain Optuna prints of the best trial(s): no line over 300 characters."""
+    for command in commands:
+        lines = optuna_table(command, study_name, url)
+        assert max(map(len, lines)) <= 300, (command, max(map(len, lines)), "\n".join(lines))
+
+
+def test_optuna_best_trial_prints_a_narrow_table(finished):
+    url, _ = finished
+    assert_narrow("rec", url)
+    # a single objective has no metric name: the value is a number, not a {name: value} cell
+    study = optuna.load_study(study_name="rec", storage=url)
+    assert study.metric_names is None
+    lines = optuna_table("best-trial", "rec", url)
+    row = dict(zip(*([c.strip() for c in lines[i].split("|")] for i in (1, 3))))
+    assert float(row["value"]) == pytest.approx(study.best_value)
+    assert int(row["number"]) == study.best_trial.number
+
+
+def test_a_multi_objective_study_names_its_metrics_short_and_prints_narrow(tmp_path):
+    from tests.workers.test_multi_objective import mo_spec
+
+    url = f"sqlite:///{tmp_path / 'mo.db'}"
+    path = mo_spec(tmp_path / "mo.yaml", "mo", n_trials=2, epochs=2)
+    raw = yaml.safe_load(path.read_text())
+    raw["objective"] = ["distortion", "rate", "active_units"]
+    spec = StudySpec.from_dict(raw)
+    study, _ = open_study(spec, url)
+    # a low-β trial that finishes, so the front has a row whatever the random one does
+    study.enqueue_trial({"schedule.beta": 0.25, "model.latent_dim": 8, "prior.kind": "standard"})
+    run_worker(spec, WorkerOptions(storage=url, artifact_dir=str(tmp_path / "art"), threads=1))
+    study = optuna.load_study(study_name="mo", storage=url)
+    assert study.metric_names == ["val D", "val R", "val AU"]
+    assert_narrow("mo", url, commands=("best-trials",))  # best-trial is for one objective
+    # each value printed under its short name
+    row = next(ln for ln in optuna_table("best-trials", "mo", url) if "'val D':" in ln)
+    assert "'val R':" in row and "'val AU':" in row
+    # the figures' axes still say what the numbers are
+    from vae_search.study.objectives import OBJECTIVES, objective_label
+
+    assert objective_label(study) == OBJECTIVES["distortion"].label
 
 
 def test_status_export_and_records_agree_with_the_stored_artifacts_and_values(finished, tmp_path):

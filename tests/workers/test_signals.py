@@ -52,7 +52,8 @@ def test_first_sigterm_finishes_the_trial_then_exits(tmp_path):
 
 def test_second_sigterm_stops_now_and_requeues_with_the_checkpoint(tmp_path):
     url = f"sqlite:///{tmp_path / 'st.db'}"
-    spec = write_spec(tmp_path / "s.yaml", "term2", n_trials=1, epochs=8, size=6000)
+    # 24 epochs: on a loaded machine the trial must still be training when the signals come
+    spec = write_spec(tmp_path / "s.yaml", "term2", n_trials=1, epochs=24, size=6000)
     proc = start_worker(spec, url, 0, tmp_path / "a")
     trial = wait_for_epoch(url, "term2", 2, proc)
     proc.send_signal(signal.SIGTERM)
@@ -74,3 +75,40 @@ def test_second_sigterm_stops_now_and_requeues_with_the_checkpoint(tmp_path):
     assert resumed.state == TrialState.COMPLETE
     assert resumed.params == trial.params
     assert records.record(resumed, "resumed_from_epoch") >= 2
+
+
+def test_a_second_signal_while_a_finished_trial_is_stored_stops_after_it_is(tmp_path):
+    """The second signal lands while the trial's results are written (here from the
+    trial-ended hook, where the pictures are drawn): no KeyboardInterrupt in the middle of the
+    writes, the trial is COMPLETE with its figures, nothing is re-queued, and the worker stops."""
+    import os
+
+    from vae_search.study.spec import StudySpec
+    from vae_search.workers.hooks import WorkerHooks
+    from vae_search.workers.worker import GracefulStop, WorkerOptions, run_worker
+
+    url = f"sqlite:///{tmp_path / 'st.db'}"
+    spec = StudySpec.from_file(write_spec(tmp_path / "s.yaml", "held", n_trials=3, epochs=2))
+    seen = []
+
+    def two_signals(end):
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)  # the handlers run here, in the middle of the hook
+        seen.append(end.trial.number)
+
+    with GracefulStop() as stop:
+        with pytest.raises(KeyboardInterrupt):
+            run_worker(spec, WorkerOptions(storage=url, artifact_dir=str(tmp_path / "a"), threads=1),
+                       stop, hooks=WorkerHooks(trial_ended=[two_signals]))
+    assert stop.now and seen == [0]  # the hook ran to its end
+    trials = optuna.load_study(study_name="held", storage=url).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE]
+    assert records.record(trials[0], "final") is not None
+    # outside a hold, the second signal still stops at once
+    with GracefulStop() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)

@@ -32,6 +32,7 @@ from vae_search.dashboard.results_html import (
 )
 from vae_search.dashboard.study.points import TrialPoint, trial_points
 from vae_search.dashboard.study.study_figures import active_vs_objective, collapse_map
+from vae_search.dashboard.trial.notes import mutual_info_text
 from vae_search.dashboard.trial.publish import PICTURES
 from vae_search.results.summary import best_trials, completed, summarize
 from vae_search.study.collapse import is_collapsed
@@ -132,6 +133,10 @@ def _trial_html(
             if k in final
         },
     }
+    if isinstance(figures.get("mutual_info"), (int, float)):  # noise around 0, or its ceiling
+        batch = ((records.trial_config(t) or {}).get("eval") or {}).get("batch_size")
+        if isinstance(batch, int):
+            figures["mutual_info"] = mutual_info_text(figures["mutual_info"], batch)
     fig_rows = "".join(
         f"<tr><th>{_e(k)}</th><td>{_e(_fmt(v))}</td></tr>" for k, v in figures.items()
     )

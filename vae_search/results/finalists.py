@@ -91,20 +91,20 @@ def finalist_rows(final: optuna.Study) -> list[FinalistRow]:
     """The completed finalist runs grouped by configuration, ranked by mean (best first)."""
     groups: dict[int, list[FrozenTrial]] = {}
     for t in final.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        info = t.user_attrs.get(FINALIST)
+        info = records.record(t, FINALIST)
         if isinstance(info, dict) and t.value is not None and math.isfinite(t.value):
             groups.setdefault(int(info["trial"]), []).append(t)
     rows = []
     for number, trials in groups.items():
-        trials.sort(key=lambda t: t.user_attrs[FINALIST]["seed"])
-        info = trials[0].user_attrs[FINALIST]
+        trials.sort(key=lambda t: records.record(t, FINALIST)["seed"])
+        info = records.record(trials[0], FINALIST)
         split = info.get("split", "test")
         values = [float(t.value) for t in trials]
         mean, sd, low, high = t_interval(values)
         figs = [_figures(t, split) for t in trials]
         rows.append(FinalistRow(
             trial=number, search_rank=int(info["rank"]), search_value=info.get("search_value"),
-            params=dict(info.get("params") or {}), seeds=[t.user_attrs[FINALIST]["seed"] for t in trials],
+            params=dict(info.get("params") or {}), seeds=[records.record(t, FINALIST)["seed"] for t in trials],
             values=values, n=len(values), mean=mean, sd=sd, low=low, high=high,
             active_units=_mean([f.get("active_units") for f in figs]),
             kl=_mean([f.get("kl") for f in figs]),
@@ -146,8 +146,8 @@ def verdict(rows: list[FinalistRow]) -> dict[str, Any] | None:
 def summarize_finalists(final: optuna.Study) -> dict[str, Any]:
     """The finalists' table as plain data (what is stored and printed)."""
     rows = finalist_rows(final)
-    first = next((t.user_attrs.get(FINALIST) for t in final.get_trials(deepcopy=False)
-                  if isinstance(t.user_attrs.get(FINALIST), dict)), {}) or {}
+    first = next((records.record(t, FINALIST) for t in final.get_trials(deepcopy=False)
+                  if isinstance(records.record(t, FINALIST), dict)), {}) or {}
     return {
         "study": final.study_name,
         "of": first.get("of"),

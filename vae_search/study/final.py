@@ -1,9 +1,11 @@
 """The ``finalize:`` section of a finalists' study spec, written by ``vae-search finalize``.
 
 A finalists' study (``STUDY.final`` beside the search ``STUDY``, in the same storage) holds
-one enqueued trial per (finalist, seed): its user attribute ``finalist_config`` is the whole
-run config to train (the search trial's, with the seed and the final evaluation set), and
-``finalist`` says which search trial and seed it is. Its workers are ordinary workers: the same
+one enqueued trial per (finalist, seed): its record ``finalist_config`` (the system attribute
+``vae_search:finalist_config``, read through :mod:`vae_search.records`) is the whole run config
+to train (the search trial's, with the seed and the final evaluation set), its record
+``finalist`` says which search trial, rank and seed it is, and its one user attribute
+``finalist_of`` says the same in a few words, for plain Optuna. Its workers are ordinary workers: the same
 budget gate, heartbeats, retries and checkpoint resume; they train the enqueued configs and
 never sample new ones.
 """
@@ -13,9 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from vae_search import records
+
 DEFAULT_K = 5000  # IWAE k of the final evaluation: yburda/iwae and the VampPrior paper use 5000
-FINALIST_CONFIG = "finalist_config"  # trial user attr: the run config to train
-FINALIST = "finalist"  # trial user attr: which search trial, rank and seed
+FINALIST_CONFIG = records.FINALIST_CONFIG  # trial record: the run config to train
+FINALIST = records.FINALIST  # trial record: which search trial, rank and seed
 
 
 @dataclass
@@ -48,8 +52,13 @@ def final_study_name(study_name: str) -> str:
 
 
 def final_label(spec: FinalizeSpec) -> str:
-    """The finalists' study's metric name."""
-    return f"{'test' if spec.split == 'test' else 'validation'} IWAE NLL bound (k = {spec.k}), nats"
+    """The finalists' study's metric name (short: ``optuna best-trial`` prints it in every row)."""
+    return f"{'test' if spec.split == 'test' else 'val'} IWAE NLL (k={spec.k})"
+
+
+def finalist_of(info: dict) -> str:
+    """A finalist run's user attribute ``finalist_of``: which search trial and seed, in words."""
+    return f"trial {info['trial']}, seed {info['seed']}"
 
 
 def final_value(final: dict, split: str) -> float:

@@ -24,21 +24,24 @@ from vae_search import records
 
 @dataclass(frozen=True)
 class ObjectiveKind:
-    """One objective: its label, its direction, and the key of the trial's ``final`` figures
-    that holds its value."""
+    """One objective: its label (figures' axes), its direction, the key of the trial's
+    ``final`` figures that holds its value, and its short name (a multi-objective study's
+    Optuna metric name: ``optuna best-trials`` prints it in every row)."""
 
     label: str
     direction: Literal["minimize", "maximize"]
     key: str
+    short: str
 
 
 OBJECTIVES: dict[str, ObjectiveKind] = {
-    "nll_iwae": ObjectiveKind("validation IWAE NLL bound, nats", "minimize", "nll_iwae"),
-    "elbo": ObjectiveKind("validation −ELBO, nats", "minimize", "elbo"),
-    "distortion": ObjectiveKind("distortion D, validation, nats", "minimize", "recon"),
-    "rate": ObjectiveKind("rate R = KL, validation, nats", "minimize", "kl"),
-    "active_units": ObjectiveKind("active units, validation", "maximize", "active_units"),
+    "nll_iwae": ObjectiveKind("validation IWAE NLL bound, nats", "minimize", "nll_iwae", "val IWAE NLL"),
+    "elbo": ObjectiveKind("validation −ELBO, nats", "minimize", "elbo", "val -ELBO"),
+    "distortion": ObjectiveKind("distortion D, validation, nats", "minimize", "recon", "val D"),
+    "rate": ObjectiveKind("rate R = KL, validation, nats", "minimize", "kl", "val R"),
+    "active_units": ObjectiveKind("active units, validation", "maximize", "active_units", "val AU"),
 }
+LABEL_OF_SHORT = {o.short: o.label for o in OBJECTIVES.values()}
 # objectives a single-objective study may name (the others only make sense beside another)
 SINGLE = ("nll_iwae", "elbo")
 OBJECTIVE_LABELS = {k: OBJECTIVES[k].label for k in SINGLE}
@@ -112,16 +115,30 @@ def objective_label(study: optuna.Study) -> str:
             ):
                 return label
     names = study.metric_names
-    return names[0] if names and names[0] else "objective value"
+    if names and names[0]:
+        return LABEL_OF_SHORT.get(names[0], names[0])
+    return "objective value"
+
+
+def metric_names(objective: str | Sequence[str]) -> list[str]:
+    """The Optuna metric names of a study with ``objective:``: the short names of a
+    multi-objective study's objectives (optuna-dashboard's charts and its Pareto chart say
+    "Objective 0", "Objective 1" otherwise); none for a single objective, whose ``optuna
+    best-trial`` then prints the value as a number, not a {name: value} table cell (the
+    figures' axes still read the label, see :func:`objective_label`). A name that is not an
+    objective (a finalists' study's) is kept as it is."""
+    names = objective_names(objective)
+    if len(names) == 1 and names[0] in OBJECTIVES:
+        return []
+    return [OBJECTIVES[n].short if n in OBJECTIVES else n for n in names]
 
 
 def name_objective(study: optuna.Study, objective: str | Sequence[str]) -> None:
-    """Name the study's metrics with the figures' labels (optuna-dashboard's own charts, its
-    Pareto chart included, say "Objective 0" otherwise); a study already named is only read."""
-    if study.metric_names:
+    """Name the study's metrics (:func:`metric_names`); a study already named, or with no
+    names to give, is only read."""
+    names = metric_names(objective)
+    if not names or study.metric_names:
         return
     with warnings.catch_warnings():  # set_metric_names is "experimental" since Optuna 3.2
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names([
-            OBJECTIVES[n].label if n in OBJECTIVES else n for n in objective_names(objective)
-        ])
+        study.set_metric_names(names)

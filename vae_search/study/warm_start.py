@@ -10,9 +10,10 @@ from an ``nll_iwae`` one).
 Why ``add_trials`` and not ``enqueue_trial``: enqueuing re-runs the parameters, paying for every
 training again and throwing the known values away; adding the finished trials hands the
 sampler (TPE, GP, NSGA-II, bruteforce) the values at no cost. The copies are marked with the
-user attribute ``warm_start`` (``{study, trial}``), do not count against ``n_trials``, and are
-never ranked as the new study's results (``status``, ``export``, the front and ``finalize``
-skip them).
+record ``warm_start`` (``{study, trial}``: the system attribute ``vae_search:warm_start``, read
+through :mod:`vae_search.records`, so ``optuna best-trial`` prints a copy as narrow as any
+trial), do not count against ``n_trials``, and are never ranked as the new study's results
+(``status``, ``export``, the front and ``finalize`` skip them).
 
 Spaces: a copied parameter must be in the new space and its value inside the new distribution.
 A parameter the new space does not have is dropped from the copies and reported (one warning,
@@ -36,7 +37,7 @@ from vae_search.study.objectives import objective_values
 
 log = logging.getLogger(__name__)
 
-WARM_ATTR = "warm_start"  # trial user attr of a copy; study user attr: what was copied
+WARM_ATTR = records.WARM_START  # a copy's record (its origin); study user attr: what was copied
 
 
 @dataclass
@@ -58,8 +59,9 @@ class WarmStartSpec:
 
 
 def is_warm_copy(t: FrozenTrial) -> bool:
-    """A trial copied in by a warm start (not a result of this study)."""
-    return WARM_ATTR in t.user_attrs
+    """A trial copied in by a warm start (not a result of this study); an older study's copies
+    carry the mark as a user attribute."""
+    return records.has_record(t, records.WARM_START)
 
 
 def _ranked(source: optuna.Study) -> list[FrozenTrial]:
@@ -107,8 +109,8 @@ def warm_trials(
             continue
         kept = {k: records.record(t, k) for k in ("final", "latent_dim", "active_units", "config")
                 if records.has_record(t, k)}
-        attrs = {WARM_ATTR: {"study": source.study_name, "trial": t.number}}
-        copies.append(create_trial(values=values, params=params, distributions=dists, user_attrs=attrs,
+        kept[records.WARM_START] = {"study": source.study_name, "trial": t.number}
+        copies.append(create_trial(values=values, params=params, distributions=dists,
                                    system_attrs={records.key(k): v for k, v in kept.items()}))
     report = {"from": source.study_name, "added": len(copies),
               "outside_params": {k: sorted(v) for k, v in outside.items()}, "skipped_trials": skipped}

@@ -28,7 +28,13 @@ from optuna.trial import FrozenTrial
 
 from vae_search import records
 from vae_search.errors import ConfigError, VaeSearchError
-from vae_search.study.final import DEFAULT_K, FINALIST, FINALIST_CONFIG, final_study_name
+from vae_search.study.final import (
+    DEFAULT_K,
+    FINALIST,
+    FINALIST_CONFIG,
+    final_study_name,
+    finalist_of,
+)
 from vae_search.study.spec import StorageSpec, StudySpec
 from vae_search.workers.worker import open_study
 
@@ -108,6 +114,18 @@ def finalist_spec_dict(of: str, runs: list[tuple[dict[str, Any], dict[str, Any]]
     }
 
 
+def enqueued_finalist(cfg: dict[str, Any], info: dict[str, Any]) -> FrozenTrial:
+    """A WAITING trial that runs ``cfg``, as ``study.enqueue_trial({})`` makes one, with the run
+    config and ``finalist`` record as system attributes (plain Optuna prints user attributes:
+    the whole config there made ``optuna best-trial`` thousands of characters wide) and the
+    one short user attribute ``finalist_of``."""
+    return optuna.trial.create_trial(
+        state=optuna.trial.TrialState.WAITING,
+        system_attrs={"fixed_params": {}, records.key(FINALIST_CONFIG): cfg, records.key(FINALIST): info},
+        user_attrs={records.FINALIST_OF: finalist_of(info)},
+    )
+
+
 def prepare_finalists(
     search: optuna.Study,
     chosen: list[FrozenTrial],
@@ -134,9 +152,9 @@ def prepare_finalists(
     final, _ = open_study(spec, url)
     want = [(info["trial"], info["seed"]) for _, info in runs]
     have = set(
-        (t.user_attrs[FINALIST]["trial"], t.user_attrs[FINALIST]["seed"])
+        (records.record(t, FINALIST)["trial"], records.record(t, FINALIST)["seed"])
         for t in final.get_trials(deepcopy=False)
-        if isinstance(t.user_attrs.get(FINALIST), dict) and not records.has_record(t, records.RETRY_OF)
+        if isinstance(records.record(t, FINALIST), dict) and not records.has_record(t, records.RETRY_OF)
         and not records.has_record(t, records.REQUEUED_FROM)
     )
     if have and have != set(want):
@@ -148,8 +166,7 @@ def prepare_finalists(
     if not have:
         final.set_user_attr(PLAN_ATTR, {"of": search.study_name, "trials": [t.number for t in chosen],
                                         "seeds": seeds, "k": k, "split": split})
-        for cfg, info in runs:
-            final.enqueue_trial({}, user_attrs={FINALIST_CONFIG: cfg, FINALIST: info})
+        final.add_trials([enqueued_finalist(cfg, info) for cfg, info in runs])
         log.info("enqueued %d finalist runs (%d configurations x %d seeds) in %s",
                  len(runs), len(chosen), seeds, final.study_name)
     else:

@@ -43,6 +43,7 @@ narrow. Studies from before this layout have every record inline in the user att
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import gc
@@ -163,6 +164,9 @@ class Objective:
         self.progress = progress
         self._data: dict[str, Any] = {}
         self.interrupted = False  # set when a trial was stopped by a second signal
+        # wraps the storing of a finished trial's results (the worker's GracefulStop.hold: a
+        # second signal waits until they are stored rather than break them off)
+        self.hold: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
         self.failed_streak: list[tuple[int, str]] = []  # (trial, reason) since the last success
 
     def data_for(self, cfg: RunConfig) -> Any:
@@ -180,7 +184,7 @@ class Objective:
 
     def run_config(self, trial: optuna.Trial) -> RunConfig:
         if self.spec.finalize is not None:  # a finalist: the enqueued config, nothing sampled
-            raw = trial.user_attrs.get(FINALIST_CONFIG)
+            raw = records.record(trial._get_latest_trial(), FINALIST_CONFIG)
             if not isinstance(raw, dict):
                 raise VaeSearchError(
                     f"trial {trial.number} of finalists' study {trial.study.study_name!r} has no "
@@ -237,7 +241,8 @@ class Objective:
             return self.failed(run, e)
         except KeyboardInterrupt:
             return self.interrupt(run)
-        return self.complete(run, result)
+        with self.hold():
+            return self.complete(run, result)
 
     def begin(self, trial: optuna.Trial) -> TrialRun:
         """Everything a trial needs before training: its run config (stored), checkpoint,

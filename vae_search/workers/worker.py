@@ -13,10 +13,12 @@ last checkpoint) is enqueued, so another worker, or the next run, resumes it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,10 +94,14 @@ class WorkerResult:
 
 
 class GracefulStop:
-    """First SIGINT/SIGTERM: stop after the current trial. Second: KeyboardInterrupt now."""
+    """First SIGINT/SIGTERM: stop after the current trial. Second: KeyboardInterrupt now,
+    except while a finished trial's results are being stored (:meth:`hold`): then the worker
+    stops right after they are, with nothing to re-queue."""
 
     def __init__(self) -> None:
         self.requested = False
+        self.now = False  # a second signal came while held: stop once the trial is stored
+        self._held = 0
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> GracefulStop:
@@ -107,14 +113,26 @@ class GracefulStop:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
 
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """While a trial whose training finished records its figures, a second signal does not
+        raise in the middle of the writes (or of a picture): it is honoured once they are done."""
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+
     def _handle(self, signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        if self.requested and self._held:
+            self.now = True
+            log.warning("%s again: stopping as soon as this finished trial's results are stored", name)
+            return
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        log.warning(
-            "%s: finishing the current trial, then stopping (send it again to stop now)",
-            signal.Signals(signum).name,
-        )
+        log.warning("%s: finishing the current trial, then stopping (send it again to stop now)", name)
 
 
 def open_study(
@@ -138,7 +156,7 @@ def open_study(
         storage, spec.study, build_sampler(spec, worker=worker_index), build_pruner(spec),
         directions=spec.directions,
     )
-    # the dashboard's own charts: not "Objective 0"
+    # a multi-objective study's charts in optuna-dashboard: not "Objective 0", "Objective 1"
     name_objective(study, spec.objective if spec.finalize is None else [final_label(spec.finalize)])
     store_references(study, spec.references, spec.our_conditions())
     return study, url
@@ -189,6 +207,8 @@ def _run(study: optuna.Study, url: str, spec: StudySpec, opts: WorkerOptions, ob
         result.trials.append(trial.number)
 
     objective.on_trial_start = on_trial_start
+    if stop is not None:
+        objective.hold = stop.hold
     timeout = opts.timeout if opts.timeout is not None else spec.timeout
     deadline = time.monotonic() + timeout if timeout else None
     size = opts.population if opts.population is not None else spec.population
@@ -243,6 +263,9 @@ def _loop(study: optuna.Study, spec: StudySpec, opts: WorkerOptions, objective: 
             _study_changed(hooks, study, lock, opts.figures_every)
             last_refresh = time.monotonic()
         if objective.interrupted:
+            raise KeyboardInterrupt
+        if stop is not None and stop.now:  # a second signal while the trial's results were stored
+            result.stopped_by_signal = True
             raise KeyboardInterrupt
         _check_failures(objective, opts.max_consecutive_failures)
     if result.trials:

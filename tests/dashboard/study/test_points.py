@@ -14,7 +14,7 @@ from tests.dashboard.conftest import spec_dict
 from vae_search.dashboard.study.points import trial_points
 from vae_search.dashboard.trial.notes import beta_phrase, trial_note
 from vae_search.dashboard.trial.publish import _subtitle
-from vae_search.study.objectives import OBJECTIVE_LABELS, objective_label
+from vae_search.study.objectives import OBJECTIVE_LABELS, OBJECTIVES, objective_label
 from vae_search.study.spec import StudySpec
 from vae_search.workers.worker import open_study
 
@@ -68,14 +68,19 @@ def test_beta_is_worded_from_the_schedule():
     assert "β = 33.1 (constant)" in _subtitle(constant, {"beta": [33.1]}, "complete", {})
 
 
-def test_the_study_metric_is_named_like_the_figures_objective(finished_study):
+def test_the_figures_objective_is_named_from_the_final_figures(finished_study):
     study = finished_study.load()
-    # the built-in charts get the label the study figures derive from the final figures
-    assert study.metric_names == [objective_label(study)] == [OBJECTIVE_LABELS["nll_iwae"]]
+    # a single objective gives Optuna no metric name (its best-trial table stays narrow); the
+    # study figures find the label in the trials' final figures
+    assert study.metric_names is None
+    assert objective_label(study) == OBJECTIVE_LABELS["nll_iwae"]
 
 
-def test_naming_the_metric_is_quiet_and_written_once(tmp_path, monkeypatch):
-    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec_dict(), sort_keys=False))
+def test_naming_the_metrics_is_quiet_and_written_once(tmp_path, monkeypatch):
+    raw = spec_dict()
+    raw["objective"] = ["distortion", "rate"]
+    raw["pruner"].pop("performance", None)  # none: the only kind a multi-objective study runs
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     spec = StudySpec.from_file(tmp_path / "spec.yaml")
     url = f"sqlite:///{tmp_path / 's.db'}"
     with warnings.catch_warnings(record=True) as caught:
@@ -83,7 +88,8 @@ def test_naming_the_metric_is_quiet_and_written_once(tmp_path, monkeypatch):
         study, _ = open_study(spec, url)
     # no "experimental" warning on a worker's start
     assert not [w for w in caught if issubclass(w.category, optuna.exceptions.ExperimentalWarning)]
-    assert study.metric_names == [OBJECTIVE_LABELS["nll_iwae"]]
+    assert study.metric_names == ["val D", "val R"]
+    assert objective_label(study) == OBJECTIVES["distortion"].label  # the axes' long label
     calls = []
     monkeypatch.setattr(optuna.Study, "set_metric_names", lambda self, names: calls.append(names))
     open_study(spec, url)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vae_search.config import RunConfig, ScheduleConfig
+from vae_search.metrics import mutual_info_at_ceiling, mutual_info_ceiling
 from vae_search.study.collapse import CollapsePruner, collapse_threshold
 
 
@@ -216,9 +217,6 @@ def _figures(history: Mapping[str, Any], epoch: int | None, eval_batch: int) -> 
     )
 
 
-NEAR_CEILING = 0.95  # share of log(batch) from which the MI estimate is called saturated
-
-
 def mutual_info_text(value: Any, eval_batch: int) -> str:
     """The He et al. (2019) I(x; z) estimate as a reader should take it.
 
@@ -230,10 +228,10 @@ def mutual_info_text(value: Any, eval_batch: int) -> str:
     """
     if not isinstance(value, (int, float)):
         return "? nats"
-    ceiling = math.log(eval_batch) if eval_batch > 1 else 0.0
     if value < 0:
         return f"≈ 0 nats (the estimate {value:.2f} is noise around 0)"
-    if ceiling and value >= NEAR_CEILING * ceiling:
-        return (f"{value:.2f} nats, at the estimator's ceiling log {eval_batch} = {ceiling:.2f} "
-                f"(it cannot tell more; raise eval.batch_size for room)")
+    if mutual_info_at_ceiling(value, eval_batch):
+        return (f"{value:.2f} nats, at the estimator's ceiling log {eval_batch} = "
+                f"{mutual_info_ceiling(eval_batch):.2f} (it cannot tell more; raise "
+                "eval.batch_size for room)")
     return f"{value:.2f} nats"

@@ -130,6 +130,7 @@ def _pictures(
             active_units=au,
             title=f"trial {number}: training curves",
             subtitle=sub,
+            eval_batch=config.eval.batch_size,
         ),
         "kl-per-dim.png": lambda: tp.kl_heatmap(
             kl,

@@ -36,7 +36,7 @@ from vae_search.dashboard.trial.plots import (
     to_image,
     upscale,
 )
-from vae_search.metrics import active_units
+from vae_search.metrics import active_units, mutual_info_at_ceiling, mutual_info_ceiling
 from vae_search.model import VAE
 from vae_search.pictures import reconstruction_grid, sample_grid
 
@@ -63,10 +63,15 @@ def training_curves_figure(
     active_units: Sequence[int] | None = None,
     title: str = "training curves",
     subtitle: str = "",
+    eval_batch: int | None = None,
 ) -> Figure:
     """Four panels over the epochs: -ELBO (β = 1) and reconstruction, KL and mutual
     information, active units out of ``latent_dim``, and β. A pruned trial's history ends at
-    the epoch it was pruned."""
+    the epoch it was pruned.
+
+    The mutual information panel says how to read the estimate (:func:`mi_markers`): a dotted
+    line at its ceiling log(``eval_batch``) when the values come within 95% of it, and one at
+    0 when an estimate is negative (noise around 0)."""
     n = max((len(v) for v in history.values() if isinstance(v, Sequence)), default=0)
     xs = list(range(1, n + 1))
     au = list(active_units if active_units is not None else history.get("active_units") or [])
@@ -99,6 +104,7 @@ def training_curves_figure(
             Series("KL(q(z|x) ‖ p(z))", col("kl"), PALETTE[1]),
             Series("mutual information", col("mutual_info"), PALETTE[3], dashed=True),
         ],
+        markers=mi_markers(col("mutual_info"), eval_batch),
         y_floor=0.0,
     )
     line_panel(
@@ -116,6 +122,21 @@ def training_curves_figure(
     return fig
 
 
+def mi_markers(values: Sequence[Any], eval_batch: int | None) -> list[Marker]:
+    """Reference lines for mutual information estimates over evaluation batches of
+    ``eval_batch``: the estimator's ceiling log(b) when an estimate reaches 95% of it (it
+    then tells only that I(x; z) is at least that much), and 0 when an estimate is negative
+    (I(x; z) >= 0: what lies below is estimator noise)."""
+    finite = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    out = []
+    if eval_batch and any(mutual_info_at_ceiling(v, eval_batch) for v in finite):
+        ceiling = mutual_info_ceiling(eval_batch)
+        out.append(Marker(ceiling, f"MI estimator's ceiling log {eval_batch} = {ceiling:.2f}"))
+    if any(v < 0 for v in finite):
+        out.append(Marker(0.0, "MI < 0 is estimator noise around 0"))
+    return out
+
+
 def training_curves(
     history: Mapping[str, Sequence[Any]],
     *,
@@ -123,6 +144,7 @@ def training_curves(
     active_units: Sequence[int] | None = None,
     title: str = "training curves",
     subtitle: str = "",
+    eval_batch: int | None = None,
 ) -> Image.Image:
     """:func:`training_curves_figure` as an image."""
     return render(
@@ -132,6 +154,7 @@ def training_curves(
             active_units=active_units,
             title=title,
             subtitle=subtitle,
+            eval_batch=eval_batch,
         )
     )
 
