@@ -73,7 +73,8 @@ class WorkerHooks:
     """The hooks a worker calls.
 
     Attributes:
-        trial_ended: called once per trial as it ends, before Optuna records its state.
+        trial_ended: called once per trial as it ends, before Optuna records its state; what
+            one returns (a callable) is run after the trial is told (see the module docstring).
         study_changed: called with ``(study, min_interval)`` after trials finish, under the
             study lock (one worker at a time): at most every ``WorkerOptions.figures_every``
             seconds, with that interval, and once as the worker stops, with 0. A hook may skip
