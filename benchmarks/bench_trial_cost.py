@@ -17,7 +17,8 @@ seconds), and the rest split into the final figures (IWAE included), the picture
 the trial's path (the objective's publishing: records, note and, unless after the tell, the
 drawing) and everything else (storage, Optuna). Also: the seconds the pictures took to draw
 wherever they ran, the worker's wall time per trial (start to end, the wait for the last
-pictures included: what the thread's work costs the next trials shows there), and the time
+pictures included: what the thread's work costs the next trials shows there), the seconds per
+trial the worker spent between trials redrawing the study's figures, and the time
 from the worker's start to its first trial's start. With ``--launch``, also the time from
 starting a ``python -m vae_search worker`` process (imports, dataset, study) to its first
 trial's start, what a person waits for after ``launch``.
@@ -108,6 +109,8 @@ def measure(tmp: Path, label: str, trials: int, epochs: int, size: int, run: int
         return draw
 
     hooks.trial_ended[0] = timed_plan
+    figures = Timer(hooks.study_changed[0])  # between trials: the study's figures
+    hooks.study_changed[0] = figures
     url = f"sqlite:///{tmp / f'{label}{run}.db'}"
     t0, w0 = time.time(), time.perf_counter()
     try:
@@ -131,6 +134,8 @@ def measure(tmp: Path, label: str, trials: int, epochs: int, size: int, run: int
         "other_s": round(med(fixed) - med(final.calls) - med(publish.calls), 2),
         "pictures_drawn_s": round(med(drawn), 2) if drawn else None,
         "worker_s_per_trial": round(worker_s / len(study.trials), 2),
+        "epochs_s_each": [round(e, 1) for e in epoch_s],
+        "study_figures_s_per_trial": round(sum(figures.calls) / len(study.trials), 2),
         "first_trial_after_s": round(min(t.datetime_start.timestamp() for t in study.trials) - t0, 2),
     }
     print(json.dumps(row), flush=True)
