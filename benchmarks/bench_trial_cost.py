@@ -133,6 +133,7 @@ def measure(tmp: Path, label: str, trials: int, epochs: int, size: int, run: int
         "final_figures_s": round(med(final.calls), 2), "pictures_on_path_s": round(med(publish.calls), 2),
         "other_s": round(med(fixed) - med(final.calls) - med(publish.calls), 2),
         "pictures_drawn_s": round(med(drawn), 2) if drawn else None,
+        "trial_s_mean": round(statistics.mean(walls), 2),  # next to the worker's, which counts every second
         "worker_s_per_trial": round(worker_s / len(study.trials), 2),
         "epochs_s_each": [round(e, 1) for e in epoch_s],
         "study_figures_s_per_trial": round(sum(figures.calls) / len(study.trials), 2),
