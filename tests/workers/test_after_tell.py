@@ -141,8 +141,9 @@ def written(url: str, name: str, art: Path) -> dict[int, tuple[int, int]]:
             ok += path.is_file() and path.read_bytes() != not_written_png()
         out[t.number] = (len(metas), ok)
         assert not list(art.glob("*.partial"))
-        found, missing = trial_pictures(study, t, store)
-        assert len(found) == ok and len(missing) == len(metas) - ok
+        if metas:  # an interrupted (re-queued) trial has none
+            found, missing = trial_pictures(study, t, store)
+            assert len(found) == ok and len(missing) == len(metas) - ok
     return out
 
 
@@ -218,15 +219,19 @@ SLOW_PICTURES = textwrap.dedent("""
 
     hooks.trial_ended[0] = slow
     with GracefulStop() as stop:
-        run_worker(StudySpec.from_file(sys.argv[1]),
-                   WorkerOptions(storage=sys.argv[2], artifact_dir=sys.argv[3], index=0), stop, hooks=hooks)
+        try:
+            run_worker(StudySpec.from_file(sys.argv[1]),
+                       WorkerOptions(storage=sys.argv[2], artifact_dir=sys.argv[3], index=0), stop, hooks=hooks)
+        except KeyboardInterrupt:  # as the CLI's worker command does
+            print("stopped now", flush=True)
+            sys.exit(130)
     print("stopped", flush=True)
 """)
 
 
-def slow_worker(tmp_path: Path, name: str, sleep: float) -> tuple[subprocess.Popen, str]:
+def slow_worker(tmp_path: Path, name: str, sleep: float, epochs: int = 2) -> tuple[subprocess.Popen, str]:
     url = f"sqlite:///{tmp_path / 'st.db'}"
-    path = write_spec(tmp_path / "s.yaml", name, n_trials=5, epochs=2, size=600)
+    path = write_spec(tmp_path / "s.yaml", name, n_trials=5, epochs=epochs, size=600)
     spec = yaml.safe_load(path.read_text())
     spec["pruner"]["collapse"]["enabled"] = False  # complete trials: all five pictures
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -249,6 +254,52 @@ def test_a_sigterm_waits_for_the_pictures_of_told_trials(tmp_path):
     counts = written(url, "term", tmp_path / "a")
     done = [t.number for t in load(url, "term").trials if t.state == TrialState.COMPLETE]
     assert done and all(counts[n] == (len(PICTURES), len(PICTURES)) for n in done), counts
+
+
+def test_a_second_sigterm_does_not_wait_for_the_pictures(tmp_path):
+    """Trial 0's pictures take 120 s here and both signals land while trial 1 trains: the
+    worker re-queues trial 1 and stops in seconds, not after the pictures (nor after
+    ``pictures_wait``), with no traceback; what was not drawn says so."""
+    import time
+
+    from tests.workers.test_signals import wait_for_epoch
+
+    proc, url = slow_worker(tmp_path, "term2", sleep=120, epochs=40)
+    assert wait_for_epoch(url, "term2", 1, proc).number == 1
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 130 and "stopped now" in out, out
+    assert time.monotonic() - t0 < 40, out  # the picture being drawn gets STOP_NOW_WAIT (10 s)
+    assert "Traceback" not in out, out
+    assert "picture not written" in out  # the warning names the trials left
+    states = [t.state for t in load(url, "term2").trials]
+    assert states[:2] == [TrialState.COMPLETE, TrialState.FAIL] and TrialState.WAITING in states, states
+    counts = written(url, "term2", tmp_path / "a")
+    assert counts[0] == (len(PICTURES), 0), counts  # recorded, never drawn: placeholders
+
+
+def test_close_now_drops_the_jobs_not_started_and_waits_only_for_the_running_one(monkeypatch, caplog):
+    import time
+
+    monkeypatch.setattr("vae_search.workers.hooks.STOP_NOW_WAIT", 0.3)
+    gate, running = threading.Event(), threading.Event()
+    done: list[int] = []
+    after = AfterTell(wait=300)
+    after.submit(lambda: (running.set(), gate.wait(30), done.append(1)), trial=1)
+    after.submit(lambda: done.append(2), trial=2)
+    after.submit(lambda: done.append(3), trial=3)
+    assert running.wait(10)
+    t0 = time.monotonic()
+    with caplog.at_level(logging.WARNING, "vae_search.workers.hooks"):
+        assert after.close(now=True) is False
+    assert time.monotonic() - t0 < 5  # not the 300 s of a graceful stop
+    assert "trial(s) 1, 2, 3" in caplog.text
+    gate.set()
+    after._thread.join(10)
+    assert done == [1]  # the running job finished; the two not started never ran
 
 
 def test_a_sigkilled_worker_leaves_pictures_not_written_and_the_report_says_so(tmp_path):

@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 
 Outcome = Literal["complete", "pruned", "failed"]
 
+# seconds a worker told to stop now (a second signal) waits for the picture job being run;
+# the jobs not yet started are dropped (see AfterTell.close)
+STOP_NOW_WAIT = 10.0
+
 
 @dataclass(frozen=True)
 class TrialEnd:
@@ -164,18 +168,47 @@ class AfterTell:
         with self._lock:
             return list(self._pending)
 
-    def close(self, wait: float | None = None) -> bool:
+    def close(self, wait: float | None = None, *, now: bool = False) -> bool:
         """Stop taking jobs and wait up to ``wait`` seconds (default: the constructor's) for the
-        pending ones; True when all ran."""
+        pending ones; True when all ran.
+
+        ``now`` (the worker was told to stop now: a second signal): the jobs not yet started
+        are dropped and only the one running is waited for, at most :data:`STOP_NOW_WAIT`
+        seconds. A KeyboardInterrupt while waiting (one more signal) ends the wait: what is
+        left is named in the warning and the interrupt raised."""
         if self._closed:
             return not self.pending()
         self._closed = True
+        dropped = self._drop_queued() if now else []
         self._queue.put(None)
         left = self.pending()
-        if left:
+        if left and not now:
             log.info("waiting for the pictures of trial(s) %s", ", ".join(map(str, left)))
-        self._thread.join(self.wait if wait is None else wait)
-        left = self.pending()
+        timeout = self.wait if wait is None else wait
+        try:
+            self._thread.join(min(timeout, STOP_NOW_WAIT) if now else timeout)
+        except KeyboardInterrupt:
+            self._warn_left(dropped)
+            raise
+        return self._warn_left(dropped)
+
+    def _drop_queued(self) -> list[int | None]:
+        """Take the jobs not yet started off the queue; their trials."""
+        dropped = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return dropped
+            if item is None:
+                continue
+            with self._lock:
+                self._pending.remove(item[0])
+            self._slots.release()
+            dropped.append(item[0])
+
+    def _warn_left(self, dropped: list[int | None]) -> bool:
+        left = self.pending() + dropped
         if left:
             log.warning("stopped before the pictures of trial(s) %s were written; they show as "
                         "'picture not written'", ", ".join(map(str, left)))

@@ -76,7 +76,8 @@ class WorkerOptions:
             told (their artifact records are written before), so the next trial starts at once;
             False: before it is told, as part of the trial (see :class:`~vae_search.workers.hooks.AfterTell`).
         pictures_wait: seconds a stopping worker waits for pictures still being drawn; those
-            not written by then show as "picture not written".
+            not written by then show as "picture not written". A second signal does not wait:
+            the pictures not yet started are dropped (see :meth:`AfterTell.close <vae_search.workers.hooks.AfterTell.close>`).
     """
 
     storage: str | None = None
@@ -199,12 +200,18 @@ def run_worker(
                           progress=progress, hooks=hooks, after_tell=after_tell)
     objective.preload(trial_base(spec, overrides).data, data)
     result = WorkerResult()
+    now = False  # stopped by a second signal: no wait for pictures
     try:
         return _run(study, url, spec, opts, objective, stop, result, hooks)
+    except KeyboardInterrupt:
+        now = True
+        raise
     finally:
         if after_tell is not None:
-            objective.told()  # a trial stopped between its publishing and the tell
-            after_tell.close()  # a graceful stop loses no picture
+            if not now:
+                objective.told()  # a trial stopped between its publishing and the tell
+            # a graceful stop loses no picture; stopping now, those not drawn say "not written"
+            after_tell.close(now=now)
         if timers:
             timers[0].dump(Path(timing_dir), len(result.trials))
 
@@ -260,7 +267,8 @@ def _loop(study: optuna.Study, spec: StudySpec, opts: WorkerOptions, objective: 
                 continue
             if population is None:
                 study.optimize(objective, n_trials=1, gc_after_trial=False)
-                objective.told()  # now its pictures are drawn, while the next trial trains
+                with objective.hold():  # a second signal while it waits for a free slot: stop after
+                    objective.told()  # now its pictures are drawn, while the next trial trains
             else:
                 n = population.size if left is None else min(population.size, left)
                 if opts.n_trials is not None:
