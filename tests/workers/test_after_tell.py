@@ -223,7 +223,7 @@ SLOW_PICTURES = textwrap.dedent("""
             run_worker(StudySpec.from_file(sys.argv[1]),
                        WorkerOptions(storage=sys.argv[2], artifact_dir=sys.argv[3], index=0), stop, hooks=hooks)
         except KeyboardInterrupt:  # as the CLI's worker command does
-            print("stopped now", flush=True)
+            print(f"stopped now (stored: {stop.now})", flush=True)
             sys.exit(130)
     print("stopped", flush=True)
 """)
@@ -279,6 +279,27 @@ def test_a_second_sigterm_does_not_wait_for_the_pictures(tmp_path):
     assert states[:2] == [TrialState.COMPLETE, TrialState.FAIL] and TrialState.WAITING in states, states
     counts = written(url, "term2", tmp_path / "a")
     assert counts[0] == (len(PICTURES), 0), counts  # recorded, never drawn: placeholders
+
+
+def test_a_second_sigterm_while_the_worker_waits_for_pictures_ends_the_wait(tmp_path):
+    """The first SIGTERM ends the trial and the worker waits for trial 0's 120 s pictures; the
+    second ends that wait: no traceback, nothing re-queued, and the CLI's words say its trials
+    are stored (``stop.now``)."""
+    import time
+
+    proc, url = slow_worker(tmp_path, "wait2", sleep=120)
+    proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while any(t.state == TrialState.RUNNING for t in load(url, "wait2").trials):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    time.sleep(1.0)  # the worker is in its wait for the pictures
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 130 and "stopped now (stored: True)" in out, out
+    assert "Traceback" not in out and "picture not written" in out, out
+    states = [t.state for t in load(url, "wait2").trials]
+    assert states and all(s == TrialState.COMPLETE for s in states), states
 
 
 def test_close_now_drops_the_jobs_not_started_and_waits_only_for_the_running_one(monkeypatch, caplog):

@@ -211,7 +211,12 @@ def run_worker(
             if not now:
                 objective.told()  # a trial stopped between its publishing and the tell
             # a graceful stop loses no picture; stopping now, those not drawn say "not written"
-            after_tell.close(now=now)
+            try:
+                after_tell.close(now=now)
+            except KeyboardInterrupt:  # a second signal while waiting for them: its trials are stored
+                if stop is not None and not now:
+                    stop.now = True
+                raise
         if timers:
             timers[0].dump(Path(timing_dir), len(result.trials))
 
