@@ -47,7 +47,7 @@ def test_the_report_names_the_study_and_summarises_it(report, finished_study):
 def test_the_report_holds_its_pictures_inline(report):
     # two completed trials, each with all its pictures as data URIs
     assert report.count("src='data:image/png;base64,") == 2 * len(PICTURES)
-    assert "is missing from the store" not in report
+    assert "picture not written" not in report
 
 
 def test_the_report_is_self_contained(report):
@@ -85,7 +85,7 @@ def test_missing_artifacts_are_said_in_the_page(finished_study, tmp_path):
     assert res.exit_code == 0, res.output
     page = out.read_text(encoding="utf-8")
     # the pictures are listed as missing, not silently dropped
-    assert "src='data:image/png" not in page and page.count("is missing from the store") >= 2
+    assert "src='data:image/png" not in page and page.count("picture not written (artifact") >= 2
 
 
 def test_an_unknown_study_is_one_error_line(finished_study, tmp_path):

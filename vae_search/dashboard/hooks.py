@@ -1,24 +1,26 @@
 """The dashboard's side of a worker: what it registers in the worker's hooks.
 
 :func:`dashboard_hooks` is what the CLI hands :func:`~vae_search.workers.worker.run_worker`:
-each ended trial gets its pictures and note (:func:`~vae_search.dashboard.trial.publish.publish_trial`),
-and the study's figures are redrawn as trials finish
-(:func:`~vae_search.dashboard.study.study_figures.refresh_study_figures`).
+each ended trial gets its note and its pictures' records at once, and the job that draws the
+pictures, which the worker runs after the trial is told
+(:func:`~vae_search.dashboard.trial.publish.plan_trial`), and the study's figures are redrawn
+as trials finish (:func:`~vae_search.dashboard.study.study_figures.refresh_study_figures`).
 """
 
 from __future__ import annotations
 
 import optuna
 
-from vae_search.workers.hooks import TrialEnd, WorkerHooks
+from vae_search.workers.hooks import DeferredJob, TrialEnd, WorkerHooks
 
 
-def publish_ended_trial(end: TrialEnd) -> None:
-    """Pictures and a note for the dashboard; image pictures only for image data."""
-    from vae_search.dashboard.trial.publish import publish_trial
+def publish_ended_trial(end: TrialEnd) -> DeferredJob:
+    """A note and pictures for the dashboard (image pictures only for image data); returns the
+    job that draws the pictures."""
+    from vae_search.dashboard.trial.publish import plan_trial
 
     model = end.model if end.config.images else None
-    publish_trial(
+    return plan_trial(
         end.trial, end.store, config=end.config, history=end.history, model=model,
         data=end.data if model is not None else None, outcome=end.outcome, detail=end.detail,
     )

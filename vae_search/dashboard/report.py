@@ -33,7 +33,7 @@ from vae_search.dashboard.results_html import (
 from vae_search.dashboard.study.points import TrialPoint, trial_points
 from vae_search.dashboard.study.study_figures import active_vs_objective, collapse_map
 from vae_search.dashboard.trial.notes import mutual_info_text
-from vae_search.dashboard.trial.publish import PICTURES
+from vae_search.dashboard.trial.publish import NOT_WRITTEN, PICTURES, not_written_png
 from vae_search.results.summary import best_trials, completed, summarize
 from vae_search.study.collapse import is_collapsed
 from vae_search.study.objectives import objective_label, primary_value
@@ -80,9 +80,13 @@ def trial_pictures(
     for m in metas:
         try:
             with store.open_reader(m.artifact_id) as f:
-                found.append((m.filename, f.read()))
+                data = f.read()
         except Exception:  # noqa: BLE001 - a missing file is reported in the page
-            missing.append(f"{m.filename} (artifact {m.artifact_id}) is missing from the store")
+            data = None
+        if data is None or data == not_written_png():  # gone, or its worker stopped before drawing it
+            missing.append(f"{m.filename}: {NOT_WRITTEN} (artifact {m.artifact_id})")
+        else:
+            found.append((m.filename, data))
     return found, missing
 
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 import io
 import logging
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import optuna
 import torch
@@ -43,9 +44,25 @@ def resolve_artifact_dir(cli_value: str | os.PathLike[str] | None) -> Path:
     return Path(cli_value or os.environ.get("VAE_SEARCH_ARTIFACTS") or DEFAULT_ARTIFACT_DIR)
 
 
+class AtomicFileSystemArtifactStore(FileSystemArtifactStore):
+    """Optuna's file store, whose :meth:`write` never shows half a file: it writes
+    ``ID.partial`` and renames it to ``ID`` (replacing what was there: a picture's placeholder).
+    A reader, on this machine or another sharing the directory, sees the old file or the new."""
+
+    def write(self, artifact_id: str, content_body: BinaryIO) -> None:
+        path = self._get_filepath(artifact_id)  # Optuna's own check of the id
+        partial = path.with_name(path.name + ".partial")
+        try:
+            with open(partial, "wb") as f:
+                shutil.copyfileobj(content_body, f)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+
+
 def artifact_store(directory: Path) -> FileSystemArtifactStore:
     directory.mkdir(parents=True, exist_ok=True)
-    return FileSystemArtifactStore(str(directory))
+    return AtomicFileSystemArtifactStore(str(directory))
 
 
 class TrialCheckpoint:

@@ -36,9 +36,11 @@ populations, or alone.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +136,7 @@ class _Member:
     on_epoch: EpochCallback | None
     history: list[EpochMetrics]
     start_epoch: int
+    context: Callable[[], AbstractContextManager[Any]] = nullcontext
 
     @property
     def epoch(self) -> int:
@@ -157,7 +160,8 @@ def _val_on(data: Any, n: int | None, device: torch.device, on_device: dict[Any,
 
 
 def _member(i: int, cfg: RunConfig, data: Any, device: torch.device, checkpoint: Checkpoint | None,
-            on_epoch: EpochCallback | None, on_device: dict[Any, torch.Tensor]) -> _Member:
+            on_epoch: EpochCallback | None, on_device: dict[Any, torch.Tensor],
+            context: Callable[[], AbstractContextManager[Any]]) -> _Member:
     history: list[EpochMetrics] = []
     model, optimizer, gen = _fresh(cfg, data.shape, device)
     if not _restore(checkpoint, cfg, model, optimizer, gen, history):
@@ -167,7 +171,7 @@ def _member(i: int, cfg: RunConfig, data: Any, device: torch.device, checkpoint:
         batcher=TensorBatcher(on_device["train"], cfg.batch_size, gen, binarize=cfg.data.binarize == "dynamic"),
         schedule=BetaSchedule(cfg.schedule, cfg.epochs),
         val_x=_val_on(data, cfg.eval.max_examples, device, on_device),
-        checkpoint=checkpoint, on_epoch=on_epoch, history=history, start_epoch=len(history),
+        checkpoint=checkpoint, on_epoch=on_epoch, history=history, start_epoch=len(history), context=context,
     )
 
 
@@ -178,6 +182,7 @@ def train_population(
     on_epoch: Sequence[EpochCallback | None] | None = None,
     checkpoints: Sequence[Checkpoint | None] | None = None,
     progress: PopulationProgressFn | None = None,
+    member_context: Callable[[int], AbstractContextManager[Any]] | None = None,
 ) -> list[MemberOutcome]:
     """Train ``cfgs`` (one :func:`stack_key`) together; one outcome per config, in order.
 
@@ -189,6 +194,9 @@ def train_population(
         checkpoints: per member, its per-epoch state store.
         progress: called after every stacked step with (epoch of the first member, step,
             steps per epoch, members training).
+        member_context: ``member_context(i)`` is entered around all that is done for member
+            ``i`` alone (its restore, its epochs' figures, checkpoint and callback, its final
+            figures), so what is logged there can say whose it is (a worker: its trial).
 
     Raises:
         ConfigError: the configs cannot be stacked, or their data does not fit the likelihood.
@@ -212,7 +220,11 @@ def train_population(
     device = resolve_device(first.device)
     outcomes = [MemberOutcome(config=c) for c in cfgs]
     on_device: dict[Any, torch.Tensor] = {"train": data.train.to(device)}  # one copy for all members
-    members = [_member(i, c, data, device, ck[i], cb[i], on_device) for i, c in enumerate(cfgs)]
+    members = []
+    for i, c in enumerate(cfgs):
+        context = functools.partial(member_context, i) if member_context is not None else nullcontext
+        with context():
+            members.append(_member(i, c, data, device, ck[i], cb[i], on_device, context))
     for m in members:  # a new observer sees the restored epochs first, as in a single run
         _replay(m, outcomes)
     members = [m for m in members if outcomes[m.index].error is None]
@@ -223,12 +235,13 @@ def train_population(
 
 
 def _replay(m: _Member, outcomes: list[MemberOutcome]) -> None:
-    try:
-        for h in m.history:
-            if m.on_epoch is not None:
-                m.on_epoch(h)
-    except Exception as e:
-        outcomes[m.index].error, outcomes[m.index].history = e, m.history
+    with m.context():
+        try:
+            for h in m.history:
+                if m.on_epoch is not None:
+                    m.on_epoch(h)
+        except Exception as e:
+            outcomes[m.index].error, outcomes[m.index].history = e, m.history
 
 
 def _finish_if_done(m: _Member, outcomes: list[MemberOutcome], data: Any, device: torch.device) -> bool:
@@ -237,12 +250,13 @@ def _finish_if_done(m: _Member, outcomes: list[MemberOutcome], data: Any, device
         return False
     out = outcomes[m.index]
     out.history = m.history
-    try:
-        result = RunResult(config=m.cfg, model=m.model, history=m.history, resumed_from=m.start_epoch)
-        result.final = final_figures(m.cfg, m.model, m.val_x, m.history[-1], data, device)
-        out.result = result
-    except Exception as e:
-        out.error = e
+    with m.context():
+        try:
+            result = RunResult(config=m.cfg, model=m.model, history=m.history, resumed_from=m.start_epoch)
+            result.final = final_figures(m.cfg, m.model, m.val_x, m.history[-1], data, device)
+            out.result = result
+        except Exception as e:
+            out.error = e
     return True
 
 
@@ -293,7 +307,14 @@ def _train(members: list[_Member], outcomes: list[MemberOutcome], data: Any, dev
 def _end_epoch(m: _Member, slot: int, stack: StackedVAE, adam: StackedAdam, losses: torch.Tensor, beta: float,
                train_seconds: float, outcomes: list[MemberOutcome], data: Any, device: torch.device) -> bool:
     """Measure, checkpoint and report member ``m``'s epoch; False when it leaves."""
-    out = outcomes[m.index]
+    with m.context():
+        if not _epoch_of(m, slot, stack, adam, losses, beta, train_seconds, outcomes[m.index], device):
+            return False
+    return not _finish_if_done(m, outcomes, data, device)
+
+
+def _epoch_of(m: _Member, slot: int, stack: StackedVAE, adam: StackedAdam, losses: torch.Tensor, beta: float,
+              train_seconds: float, out: MemberOutcome, device: torch.device) -> bool:
     try:
         stack.copy_into(slot, m.model)
         t0 = time.perf_counter() - train_seconds  # its epoch: the shared steps and its own validation
@@ -311,4 +332,4 @@ def _end_epoch(m: _Member, slot: int, stack: StackedVAE, adam: StackedAdam, loss
         log.info("population: member %d leaves after epoch %d (%s: %s)", m.index, len(m.history),
                  type(e).__name__, e)
         return False
-    return not _finish_if_done(m, outcomes, data, device)
+    return True

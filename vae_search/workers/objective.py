@@ -72,7 +72,14 @@ from vae_search.study.spec import StudySpec, sample_run
 from vae_search.train import EpochMetrics, train
 from vae_search.train.loop import ProgressFn
 from vae_search.workers.context import set_trial
-from vae_search.workers.hooks import Outcome, TrialEnd, WorkerHooks
+from vae_search.workers.hooks import (
+    AfterTell,
+    DeferredJob,
+    Outcome,
+    TrialEnd,
+    WorkerHooks,
+    run_deferred,
+)
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +152,8 @@ class Objective:
         on_trial_start: called first thing in every trial (the budget lock is released there).
         progress: per-step training progress callback.
         hooks: told as each trial ends (the CLI registers the dashboard's pictures and notes).
+        after_tell: where the hooks' deferred jobs (the pictures) go once the trial is told
+            (:meth:`told`); None: they run at once, before the trial is told.
     """
 
     def __init__(
@@ -155,9 +164,12 @@ class Objective:
         on_trial_start: Callable[[optuna.Trial], None] | None = None,
         progress: ProgressFn | None = None,
         hooks: WorkerHooks | None = None,
+        after_tell: AfterTell | None = None,
     ):
         self.spec = spec
         self.hooks = hooks or WorkerHooks()
+        self.after_tell = after_tell
+        self._untold: list[tuple[int, DeferredJob]] = []  # (trial, job) of trials not yet told
         self.store = store
         self.overrides = overrides or {}
         self.on_trial_start = on_trial_start
@@ -387,14 +399,32 @@ class Objective:
         detail: dict[str, Any],
         result: Any = None,
     ) -> None:
-        """Tell the ``trial_ended`` hooks (pictures and a note, when the CLI registered them)."""
+        """Tell the ``trial_ended`` hooks (pictures and a note, when the CLI registered them);
+        what they leave for later waits for :meth:`told` (without ``after_tell``: runs now)."""
         if not self.hooks.trial_ended:
             return
-        self.hooks.end_trial(TrialEnd(
+        jobs = self.hooks.end_trial(TrialEnd(
             trial=trial, store=self.store, config=cfg, history=history, outcome=outcome,
             detail=detail, model=result.model if result is not None else None,
             data=self.data_for(cfg) if result is not None else None,
         ))
+        for job in jobs:
+            if self.after_tell is None:
+                run_deferred(job)
+            else:
+                self._untold.append((trial.number, job))
+
+    def told(self, number: int | None = None) -> None:
+        """Trial ``number`` (None: every trial published so far) has been told: its deferred
+        jobs go to the after-tell thread (which blocks while it has enough to do)."""
+        keep = []
+        for trial, job in self._untold:
+            if number is None or trial == number:
+                assert self.after_tell is not None
+                self.after_tell.submit(job, trial)
+            else:
+                keep.append((trial, job))
+        self._untold = keep
 
 
 def pruned_message(reason: str, epoch: int, active_units: int, latent_dim: int, threshold: float) -> str:

@@ -8,7 +8,9 @@ The configs are grouped by network shape (:func:`vae_search.train.population.gro
 a group of two or more trains as one stacked population, a trial that fits no group runs alone
 through the single-run trainer, and so do models that cannot be stacked (one log line says
 why). Each trial is then told on its own: its value, PRUNED (its callback raised
-``TrialPruned``) or FAIL with its reason.
+``TrialPruned``) or FAIL with its reason; its pictures are drawn after that, on the worker's
+after-tell thread, as for a trial of ``study.optimize``. Log lines about one member say its
+trial (``[w0 #4]``), those about the round every held trial (``[w0 #4,5,6,7]``).
 
 Heartbeats: Optuna beats only for the trial of ``study.optimize``; ask/tell trials get none. A
 :class:`Heartbeats` thread records one for every trial this worker holds, every
@@ -31,6 +33,7 @@ from optuna.trial import TrialState
 
 from vae_search.train import train
 from vae_search.train.population import group_configs, stack_key, stack_problem, train_population
+from vae_search.workers.context import trial_context
 from vae_search.workers.objective import Objective, TrialRun
 
 log = logging.getLogger(__name__)
@@ -100,10 +103,16 @@ class PopulationRound:
         self._problems: dict[tuple[Any, ...], str | None] = {}
 
     def run(self, trials: list[optuna.Trial]) -> None:
+        # a line about all held trials says "[w0 #4,5,6,7]"; one about a member, its own
+        with trial_context(",".join(str(t.number) for t in trials)):
+            self._run(trials)
+
+    def _run(self, trials: list[optuna.Trial]) -> None:
         runs: list[TrialRun] = []
         try:
             for trial in trials:
-                runs.append(self.objective.begin(trial))
+                with trial_context(trial.number):
+                    runs.append(self.objective.begin(trial))
         except BaseException:
             for trial in trials:  # none has trained: all fail now rather than go stale
                 self._tell(trial, state=TrialState.FAIL)
@@ -134,6 +143,7 @@ class PopulationRound:
             [r.cfg for r in members], data=data, on_epoch=[r.on_epoch for r in members],
             checkpoints=[r.checkpoint for r in members],
             progress=(lambda e, s, n, _p: progress(e, s, n)) if progress is not None else None,
+            member_context=lambda i: trial_context(members[i].trial.number),
         )
         errors = []
         for r, out in zip(members, outcomes):
@@ -156,6 +166,10 @@ class PopulationRound:
 
     def _one(self, r: TrialRun) -> None:
         """A trial alone, through the single-run trainer (what ``study.optimize`` would do)."""
+        with trial_context(r.trial.number):
+            self._alone(r)
+
+    def _alone(self, r: TrialRun) -> None:
         try:
             result = train(r.cfg, data=self.objective.data_for(r.cfg), on_epoch=r.on_epoch,
                            checkpoint=r.checkpoint, progress=self.objective.progress)
@@ -165,6 +179,10 @@ class PopulationRound:
         self._finish(r, result, None)
 
     def _finish(self, r: TrialRun, result: Any, error: Exception | None) -> None:
+        with trial_context(r.trial.number):
+            self._end(r, result, error)
+
+    def _end(self, r: TrialRun, result: Any, error: Exception | None) -> None:
         if error is None:
             self._tell(r.trial, value=self.objective.complete(r, result))
             return
@@ -184,6 +202,7 @@ class PopulationRound:
         if state is None and value is not None and value != value:  # NaN: a failed trial
             state, value = TrialState.FAIL, None
         self.study.tell(trial, value, state=state)
+        self.objective.told(trial.number)  # its pictures are drawn after the tell, on a thread
 
 
 def ask_trials(study: optuna.Study, n: int, beats: Heartbeats, on_trial: Callable[[optuna.Trial], None]) -> list[optuna.Trial]:

@@ -42,7 +42,7 @@ from vae_search.study.warm_start import apply_warm_start
 from vae_search.train.loop import ProgressFn
 from vae_search.workers import budget
 from vae_search.workers.context import set_worker
-from vae_search.workers.hooks import WorkerHooks
+from vae_search.workers.hooks import AfterTell, WorkerHooks
 from vae_search.workers.objective import Objective
 from vae_search.workers.population import Heartbeats, PopulationRound, ask_trials
 from vae_search.workers.preflight import check_device, check_model, prepare_data, trial_base
@@ -72,6 +72,12 @@ class WorkerOptions:
         population: trials held and trained at once, those of one network shape as one
             stacked model (None: the spec's ``population``; 1: one ``study.optimize`` trial at
             a time); see :mod:`vae_search.workers.population`.
+        pictures_after_tell: draw and write a trial's pictures on a thread after the trial is
+            told (their artifact records are written before), so the next trial starts at once;
+            False: before it is told, as part of the trial (see :class:`~vae_search.workers.hooks.AfterTell`).
+        pictures_wait: seconds a stopping worker waits for pictures still being drawn; those
+            not written by then show as "picture not written". A second signal does not wait:
+            the pictures not yet started are dropped (see :meth:`AfterTell.close <vae_search.workers.hooks.AfterTell.close>`).
     """
 
     storage: str | None = None
@@ -85,6 +91,8 @@ class WorkerOptions:
     max_consecutive_failures: int = 5
     figures_every: float = 30.0
     population: int | None = None
+    pictures_after_tell: bool = True
+    pictures_wait: float = 300.0
 
 
 @dataclass
@@ -187,13 +195,28 @@ def run_worker(
     study, url = open_study(spec, opts.storage, opts.index, timers if timing_dir else None)
     if spec.warm_start is not None:
         _warm_start(study, url, spec)
+    after_tell = AfterTell(opts.pictures_wait) if opts.pictures_after_tell and hooks.trial_ended else None
     objective = Objective(spec, artifact_store(resolve_artifact_dir(opts.artifact_dir)), overrides,
-                          progress=progress, hooks=hooks)
+                          progress=progress, hooks=hooks, after_tell=after_tell)
     objective.preload(trial_base(spec, overrides).data, data)
     result = WorkerResult()
+    now = False  # stopped by a second signal: no wait for pictures
     try:
         return _run(study, url, spec, opts, objective, stop, result, hooks)
+    except KeyboardInterrupt:
+        now = True
+        raise
     finally:
+        if after_tell is not None:
+            if not now:
+                objective.told()  # a trial stopped between its publishing and the tell
+            # a graceful stop loses no picture; stopping now, those not drawn say "not written"
+            try:
+                after_tell.close(now=now)
+            except KeyboardInterrupt:  # a second signal while waiting for them: its trials are stored
+                if stop is not None and not now:
+                    stop.now = True
+                raise
         if timers:
             timers[0].dump(Path(timing_dir), len(result.trials))
 
@@ -249,6 +272,8 @@ def _loop(study: optuna.Study, spec: StudySpec, opts: WorkerOptions, objective: 
                 continue
             if population is None:
                 study.optimize(objective, n_trials=1, gc_after_trial=False)
+                with objective.hold():  # a second signal while it waits for a free slot: stop after
+                    objective.told()  # now its pictures are drawn, while the next trial trains
             else:
                 n = population.size if left is None else min(population.size, left)
                 if opts.n_trials is not None:

@@ -1,32 +1,43 @@
 """Put one trial's pictures and a note into optuna-dashboard, from inside the objective.
 
-:func:`publish_trial` is the one entry point: it uploads PNG artifacts (training curves, KL per
-latent dimension and, when the trained model and image data are at hand, reconstructions,
-prior samples and, for ``shapes``, latent traversals; for token data the reconstructions,
-samples and interpolations are text, :mod:`vae_search.dashboard.trial.text_pictures`) and saves a Markdown note saying how the
-trial ended. It never raises: a picture must never fail a trial.
+A trial's pictures are PNG artifacts: training curves, KL per latent dimension and, when the
+trained model and image data are at hand, reconstructions, prior samples and, for ``shapes``,
+latent traversals; for token data the reconstructions, samples and interpolations are text
+(:mod:`vae_search.dashboard.trial.text_pictures`). Its note is Markdown saying how it ended.
 
-Call it while the trial is still running (before returning the value, before raising
-``TrialPruned``): Optuna refuses artifacts on a finished trial.
+Two steps, so the drawing can leave the trial's critical path:
+
+- :func:`plan_trial`, while the trial is still running (Optuna refuses artifact records on a
+  finished trial): writes each picture's artifact record, a "picture not written" placeholder
+  file under its id (:func:`not_written_png`) and the note; returns the job that draws them;
+- that job, any time later and on any thread (the worker runs it after the trial is told, see
+  :class:`~vae_search.workers.hooks.AfterTell`): draws each picture and replaces its
+  placeholder (the worker's store writes ``ID.partial`` and renames it, so a reader never sees
+  half a file). A worker killed before the job ran leaves the placeholders, which the report
+  and the dashboard show as they are.
+
+:func:`publish_trial` does both at once. Neither ever raises: a picture must never fail a trial.
 """
 
 from __future__ import annotations
 
+import functools
+import io
+import json
 import logging
-import tempfile
 import time
+import uuid
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import optuna
 import torch
-from optuna.artifacts import upload_artifact
 from optuna.artifacts._protocol import ArtifactStore
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from vae_search import records
 from vae_search.config import RunConfig
+from vae_search.dashboard.artifacts import ARTIFACTS_ATTR_PREFIX
 from vae_search.dashboard.trial import trial_pictures as tp
 from vae_search.dashboard.trial.notes import CollapseRule, beta_phrase, beta_reached, trial_note
 from vae_search.data import DataSplits
@@ -52,7 +63,25 @@ def publish_trial(
     outcome: str,
     detail: Mapping[str, Any],
 ) -> None:
-    """Upload the trial's pictures to ``store`` and save its dashboard note. Never raises.
+    """Upload the trial's pictures to ``store`` and save its dashboard note now (both steps of
+    :func:`plan_trial`). Never raises."""
+    plan_trial(trial, store, config=config, history=history, model=model, data=data,
+               outcome=outcome, detail=detail)()
+
+
+def plan_trial(
+    trial: optuna.Trial,
+    store: ArtifactStore | None,
+    *,
+    config: RunConfig,
+    history: Mapping[str, Any],
+    model: VAE | None,
+    data: DataSplits | None,
+    outcome: str,
+    detail: Mapping[str, Any],
+) -> Callable[[], None]:
+    """Record the trial's pictures in ``store`` (placeholders) and save its note; return the
+    job that draws the pictures (see the module docstring). Never raises, nor does the job.
 
     Args:
         trial: the live trial (still running).
@@ -72,15 +101,15 @@ def publish_trial(
     number = getattr(trial, "number", -1)
     info: dict[str, Any] = {}
     au: list[int] = []
+    planned: list[tuple[str, str, Callable[[], Image.Image]]] = []
     try:
         info = {**_records(trial), **dict(detail)}
         if outcome not in OUTCOMES:
             log.warning("trial %s: unknown outcome %r", number, outcome)
         au = list(history.get("active_units") or info.get("active_units") or [])
         if store is not None:
-            _upload(
-                trial, store, _pictures(number, config, history, au, model, data, outcome, info)
-            )
+            pictures = _pictures(number, config, history, au, model, data, outcome, info)
+            planned = _register(trial, store, pictures)
     except Exception:  # noqa: BLE001 - never fail a trial for a picture
         log.warning("trial %s: could not publish its pictures", number, exc_info=True)
     try:  # the note does not depend on the pictures
@@ -91,7 +120,18 @@ def publish_trial(
         _save_note(trial, note)
     except Exception:  # noqa: BLE001
         log.warning("trial %s: could not save its note", number, exc_info=True)
-    log.debug("trial %s: published in %.2fs", number, time.perf_counter() - start)
+    log.debug("trial %s: pictures recorded and note saved in %.2fs", number, time.perf_counter() - start)
+
+    def draw() -> None:
+        t0 = time.perf_counter()
+        for name, artifact_id, picture in planned:
+            try:
+                _write(store, artifact_id, picture())  # type: ignore[arg-type]
+            except Exception:  # noqa: BLE001 - one bad picture must not stop the others
+                log.warning("trial %s: picture %s failed", number, name, exc_info=True)
+        log.debug("trial %s: %d pictures drawn in %.2fs", number, len(planned), time.perf_counter() - t0)
+
+    return draw
 
 
 NOTE_RECORDS = (
@@ -194,22 +234,43 @@ def _example(data: DataSplits) -> tuple[int, str]:
     return i, f"validation example {i}: " + ", ".join(parts)
 
 
-def _upload(
+NOT_WRITTEN = "picture not written"
+
+
+@functools.cache
+def not_written_png() -> bytes:
+    """The placeholder a recorded picture holds until it is drawn: "picture not written"."""
+    img = Image.new("RGB", (240, 60), "white")
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((0, 0, 239, 59), outline=(170, 68, 0))
+    draw.text((12, 14), NOT_WRITTEN, fill=(170, 68, 0))
+    draw.text((12, 32), "(its worker stopped first)", fill=(102, 102, 102))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False)
+    return buf.getvalue()
+
+
+def _register(
     trial: optuna.Trial, store: ArtifactStore, pictures: Mapping[str, Callable[[], Image.Image]]
-) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, draw in pictures.items():
-            try:
-                path = Path(tmp) / name
-                draw().save(path, format="PNG", optimize=False)
-                upload_artifact(
-                    artifact_store=store,
-                    file_path=str(path),
-                    study_or_trial=trial,
-                    mimetype="image/png",
-                )
-            except Exception:  # noqa: BLE001 - one bad picture must not stop the others
-                log.warning("trial %s: picture %s failed", trial.number, name, exc_info=True)
+) -> list[tuple[str, str, Callable[[], Image.Image]]]:
+    """Give each picture an artifact id, its placeholder file and its record (the trial's
+    ``artifacts:ID`` system attribute, as ``optuna.artifacts.upload_artifact`` writes it);
+    return ``(name, id, draw)`` for each."""
+    out = []
+    for name, draw in pictures.items():
+        artifact_id = str(uuid.uuid4())
+        store.write(artifact_id, io.BytesIO(not_written_png()))
+        meta = {"artifact_id": artifact_id, "filename": name, "mimetype": "image/png", "encoding": None}
+        trial.storage.set_trial_system_attr(trial._trial_id, ARTIFACTS_ATTR_PREFIX + artifact_id, json.dumps(meta))
+        out.append((name, artifact_id, draw))
+    return out
+
+
+def _write(store: ArtifactStore, artifact_id: str, picture: Image.Image) -> None:
+    buf = io.BytesIO()
+    picture.save(buf, format="PNG", optimize=False)
+    buf.seek(0)
+    store.write(artifact_id, buf)
 
 
 def _save_note(trial: optuna.Trial, body: str) -> None:
