@@ -112,3 +112,44 @@ def test_a_second_signal_while_a_finished_trial_is_stored_stops_after_it_is(tmp_
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(0.05)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_second_signal_while_a_population_member_is_stored_requeues_only_the_untrained(tmp_path):
+    """Population worker, two trials that cannot share a stack (other latent sizes): the second
+    signal lands while the first one's results are stored. That member is told COMPLETE; the
+    one not yet trained is re-queued, and the worker stops before training it."""
+    import os
+
+    from vae_search.study.spec import StudySpec
+    from vae_search.workers.hooks import WorkerHooks
+    from vae_search.workers.worker import GracefulStop, WorkerOptions, open_study, run_worker
+
+    url = f"sqlite:///{tmp_path / 'st.db'}"
+    spec = StudySpec.from_file(write_spec(tmp_path / "s.yaml", "popheld", n_trials=2, epochs=2))
+    study, _ = open_study(spec, url)
+    for latent in (3, 6):
+        study.enqueue_trial({"schedule.beta": 0.5, "schedule.rate": 1.0, "model.latent_dim": latent,
+                             "prior.kind": "standard"})
+    seen = []
+
+    def two_signals(end):
+        if not seen:
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+        seen.append(end.trial.number)
+
+    with GracefulStop() as stop:
+        with pytest.raises(KeyboardInterrupt):
+            run_worker(spec, WorkerOptions(storage=url, artifact_dir=str(tmp_path / "a"), threads=1,
+                                           population=2),
+                       stop, hooks=WorkerHooks(trial_ended=[two_signals]))
+    assert stop.now
+    trials = optuna.load_study(study_name="popheld", storage=url).trials
+    first = seen[0]
+    other = 1 - first
+    assert trials[first].state == TrialState.COMPLETE and records.record(trials[first], "final") is not None
+    assert trials[other].state == TrialState.FAIL  # never trained: re-queued
+    queued = [t for t in trials if t.state == TrialState.WAITING]
+    assert len(queued) == 1 and records.record(queued[0], "requeued_from") == other

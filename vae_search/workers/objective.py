@@ -179,6 +179,7 @@ class Objective:
         # wraps the storing of a finished trial's results (the worker's GracefulStop.hold: a
         # second signal waits until they are stored rather than break them off)
         self.hold: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
+        self.stop_now: Callable[[], bool] = lambda: False  # a second signal came during a hold
         self.failed_streak: list[tuple[int, str]] = []  # (trial, reason) since the last success
 
     def data_for(self, cfg: RunConfig) -> Any:

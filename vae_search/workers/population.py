@@ -124,6 +124,8 @@ class PopulationRound:
                 self._train(members)
                 for r in members:
                     pending.remove(r)
+                if self.objective.stop_now():  # a second signal while members' results were stored
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             for r in pending:  # the second signal: every held trial is re-queued with its checkpoint
                 self.objective.interrupt(r)
@@ -184,7 +186,8 @@ class PopulationRound:
 
     def _end(self, r: TrialRun, result: Any, error: Exception | None) -> None:
         if error is None:
-            self._tell(r.trial, value=self.objective.complete(r, result))
+            with self.objective.hold():  # a second signal waits until this member is stored and told
+                self._tell(r.trial, value=self.objective.complete(r, result))
             return
         try:
             value = self.objective.failed(r, error)

@@ -232,6 +232,7 @@ def _run(study: optuna.Study, url: str, spec: StudySpec, opts: WorkerOptions, ob
     objective.on_trial_start = on_trial_start
     if stop is not None:
         objective.hold = stop.hold
+        objective.stop_now = lambda: stop.now
     timeout = opts.timeout if opts.timeout is not None else spec.timeout
     deadline = time.monotonic() + timeout if timeout else None
     size = opts.population if opts.population is not None else spec.population
