@@ -1,14 +1,15 @@
 """Does the finalists' ranking differ from the search's? And does a [distortion, rate] study
 cover the rate–distortion front with fewer trials than β-VAE trials of a single-objective one?
 
-    python -m benchmarks.bench_finalists shapes  [--trials 12 --top 5 --seeds 5 --k 500]
-    python -m benchmarks.bench_finalists mnist   [--root DIR]   # real MNIST, when present
-    python -m benchmarks.bench_finalists front   [--root DIR]   # the rate–distortion fronts
+    python -m benchmarks.bench_finalists shapes  [--trials 12 --top 5 --seeds 5 --k 500 --epochs 4]
+    python -m benchmarks.bench_finalists mnist   [same, --test-examples N]   # when MNIST is present
+    python -m benchmarks.bench_finalists front   [--dataset mnist --trials 12 --sampler-seeds S]
 
 Everything runs in process on the CPU (one worker, 1 thread), sized for 2 shared cores: see the
 README for the sizes used. ``front`` compares the hypervolume (area dominated in the (R, D)
 plane up to a reference point: the worst R and D over both studies, plus 1 nat) of the front
-of each study's completed, non-collapsed trials, after each number of trials.
+of each study's completed, non-collapsed trials, after each quarter of its trials, for each TPE
+seed (both studies share seed s, so their first 4 start-up trials are the same points).
 """
 
 from __future__ import annotations
@@ -45,11 +46,11 @@ def _space() -> dict[str, Any]:
 
 
 def _spec(name: str, run: dict[str, Any], n_trials: int, objective: Any = "nll_iwae",
-          sampler: str = "tpe") -> StudySpec:
+          sampler: str = "tpe", sampler_seed: int = 0) -> StudySpec:
     multi = not isinstance(objective, str)
     return StudySpec.from_dict({
         "study": name, "objective": objective, "n_trials": n_trials,
-        "sampler": {"kind": sampler, "seed": 0, "options": {"n_startup_trials": 4} if sampler == "tpe" else {}},
+        "sampler": {"kind": sampler, "seed": sampler_seed, "options": {"n_startup_trials": 4} if sampler == "tpe" else {}},
         "pruner": {"collapse": {"enabled": True, "min_active_units": 1, "patience": 2, "warmup_epochs": 1},
                    **({} if multi else {"performance": {"kind": "none"}})},
         "storage": {"heartbeat_interval": None, "checkpoint_interval": 3600, "history_interval": 3600},
@@ -57,7 +58,8 @@ def _spec(name: str, run: dict[str, Any], n_trials: int, objective: Any = "nll_i
     }, source=name)
 
 
-def _run_cfg(dataset: str, root: Path | None, epochs: int, k_val: int) -> dict[str, Any]:
+def _run_cfg(dataset: str, root: Path | None, epochs: int, k_val: int,
+             test_examples: int | None = None) -> dict[str, Any]:
     if dataset == "shapes":
         data = {"name": "shapes", "size": 3000, "image_size": 16}
         model = {"hidden": [128]}
@@ -66,7 +68,8 @@ def _run_cfg(dataset: str, root: Path | None, epochs: int, k_val: int) -> dict[s
         model = {"arch": "mlp", "hidden": [400], "likelihood": "bernoulli"}
     return {"data": data, "model": model, "schedule": {"kind": "constant"}, "epochs": epochs,
             "batch_size": 128, "device": "cpu", "threads": 1, "images": False,
-            "eval": {"iwae_samples": k_val, "iwae_max_examples": 1000}}
+            "eval": {"iwae_samples": k_val, "iwae_max_examples": 1000,
+                     "test_max_examples": test_examples}}
 
 
 def mnist_root(tmp: Path) -> Path | None:
@@ -81,13 +84,14 @@ def mnist_root(tmp: Path) -> Path | None:
     return tmp
 
 
-def finalists(dataset: str, trials: int, top: int, seeds: int, k: int, epochs: int) -> dict[str, Any]:
+def finalists(dataset: str, trials: int, top: int, seeds: int, k: int, epochs: int,
+              test_examples: int | None = None) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp())
     root = mnist_root(tmp) if dataset == "mnist" else None
     if dataset == "mnist" and root is None:
         return {"skipped": f"no MNIST files in {MNIST_GZ}"}
     url = f"sqlite:///{tmp / 'b.db'}"
-    spec = _spec(f"{dataset}-search", _run_cfg(dataset, root, epochs, 100), trials)
+    spec = _spec(f"{dataset}-search", _run_cfg(dataset, root, epochs, 100, test_examples), trials)
     opts = WorkerOptions(storage=url, artifact_dir=None, threads=1)
     run_worker(spec, opts)
     study = optuna.load_study(study_name=spec.study, storage=url)
@@ -97,9 +101,11 @@ def finalists(dataset: str, trials: int, top: int, seeds: int, k: int, epochs: i
     table = summarize_finalists(optuna.load_study(study_name=final_spec.study, storage=url))
     return {
         "dataset": dataset, "trials": trials, "epochs": epochs, "seeds": seeds, "k": k,
+        "test_examples": test_examples, "pruned": sum(t.state.name == "PRUNED" for t in study.trials),
         "search_top": [{"trial": t.number, "val_nll": round(t.value, 2), "params": t.params} for t in chosen],
         "finalists": [{"rank": r["rank"], "trial": r["trial"], "search_rank": r["search_rank"],
-                       "mean": round(r["mean"], 2), "sd": round(r["sd"], 2) if r["sd"] is not None else None,
+                       "mean": round(r["mean"], 2), "values": [round(v, 2) for v in _seed_values(final_spec.study, url, r["trial"])],
+                       "sd": round(r["sd"], 2) if r["sd"] is not None else None,
                        "interval": [round(r["low"], 2), round(r["high"], 2)] if r["low"] is not None else None}
                       for r in table["rows"]],
         "verdict": table["verdict"]["text"] if table["verdict"] else None,
@@ -125,30 +131,50 @@ def hypervolume(points: list[tuple[float, float]], ref: tuple[float, float]) -> 
     return float(area)
 
 
-def fronts(dataset: str, trials: int, epochs: int) -> dict[str, Any]:
+def _seed_values(final_name: str, url: str, trial: int) -> list[float]:
+    final = optuna.load_study(study_name=final_name, storage=url)
+    return [t.value for t in final.get_trials(deepcopy=False)
+            if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs["finalist"]["trial"] == trial]
+
+
+def fronts(dataset: str, trials: int, epochs: int, sampler_seeds: int = 1) -> dict[str, Any]:
+    """Both studies once per sampler seed (0 .. sampler_seeds - 1), all on one reference point."""
     tmp = Path(tempfile.mkdtemp())
     root = mnist_root(tmp) if dataset == "mnist" else None
     if dataset == "mnist" and root is None:
         return {"skipped": f"no MNIST files in {MNIST_GZ}"}
     url = f"sqlite:///{tmp / 'f.db'}"
     run = _run_cfg(dataset, root, epochs, 20)
-    studies = {}
-    for label, objective in (("beta-vae, nll_iwae", "nll_iwae"), ("[distortion, rate]", ["distortion", "rate"])):
-        spec = _spec(f"{dataset}-{'mo' if label.startswith('[') else 'so'}", run, trials, objective)
-        run_worker(spec, WorkerOptions(storage=url, artifact_dir=None, threads=1))
-        studies[label] = optuna.load_study(study_name=spec.study, storage=url).trials
-    done = {k: [t for t in v if t.state == optuna.trial.TrialState.COMPLETE and not is_collapsed(t)]
-            for k, v in studies.items()}
-    allpts = [_rd(t) for v in done.values() for t in v]
+    labels = {"beta-vae, nll_iwae": "nll_iwae", "[distortion, rate]": ["distortion", "rate"]}
+    studies: dict[str, list[list[optuna.trial.FrozenTrial]]] = {label: [] for label in labels}
+    for seed in range(sampler_seeds):
+        for label, objective in labels.items():
+            spec = _spec(f"{dataset}-{'mo' if label.startswith('[') else 'so'}-{seed}", run, trials, objective,
+                         sampler_seed=seed)
+            run_worker(spec, WorkerOptions(storage=url, artifact_dir=None, threads=1))
+            studies[label].append(optuna.load_study(study_name=spec.study, storage=url).trials)
+
+    def healthy(ts: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+        return [t for t in ts if t.state == optuna.trial.TrialState.COMPLETE and not is_collapsed(t)]
+
+    allpts = [_rd(t) for runs in studies.values() for ts in runs for t in healthy(ts)]
     ref = (max(p[0] for p in allpts) + 1.0, max(p[1] for p in allpts) + 1.0)
-    out: dict[str, Any] = {"dataset": dataset, "trials": trials, "epochs": epochs, "reference_point": ref}
-    for label, ts in studies.items():
-        curve = []
-        for n in (trials // 4, trials // 2, 3 * trials // 4, trials):
-            pts = [_rd(t) for t in ts[:n] if t in done[label]]
-            curve.append({"after": n, "hypervolume": round(hypervolume(pts, ref), 1)})
-        out[label] = {"completed": len(done[label]), "pruned": sum(t.state.name == "PRUNED" for t in ts),
-                      "hypervolume": curve}
+    checkpoints = [trials * i // 4 for i in (1, 2, 3, 4)]
+    out: dict[str, Any] = {"dataset": dataset, "trials": trials, "epochs": epochs,
+                           "sampler_seeds": sampler_seeds, "reference_point": ref, "after": checkpoints}
+    for label, runs in studies.items():
+        curves = np.array([[hypervolume([_rd(t) for t in healthy(ts[:n])], ref) for n in checkpoints]
+                           for ts in runs])
+        out[label] = {
+            "completed": [len(healthy(ts)) for ts in runs],
+            "pruned": [sum(t.state.name == "PRUNED" for t in ts) for ts in runs],
+            "hypervolume": curves.round(1).tolist(),
+            "mean": curves.mean(0).round(1).tolist(),
+            "sd": (curves.std(0, ddof=1).round(1).tolist() if sampler_seeds > 1 else None),
+        }
+    so, mo = (np.array([[hypervolume([_rd(t) for t in healthy(ts[:n])], ref) for n in checkpoints]
+                        for ts in studies[label]]) for label in labels)
+    out["mo_minus_so"] = (mo - so).round(1).tolist()  # paired by sampler seed
     return out
 
 
@@ -161,12 +187,14 @@ def main() -> None:
     p.add_argument("--k", type=int, default=500)
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--dataset", default="mnist")
+    p.add_argument("--test-examples", type=int, default=None, help="eval.test_max_examples (None: all)")
+    p.add_argument("--sampler-seeds", type=int, default=1, help="front: runs of both studies")
     a = p.parse_args()
     quiet()
     if a.what == "front":
-        print(json.dumps(fronts(a.dataset, a.trials, a.epochs), indent=1))
+        print(json.dumps(fronts(a.dataset, a.trials, a.epochs, a.sampler_seeds), indent=1))
     else:
-        print(json.dumps(finalists(a.what, a.trials, a.top, a.seeds, a.k, a.epochs), indent=1))
+        print(json.dumps(finalists(a.what, a.trials, a.top, a.seeds, a.k, a.epochs, a.test_examples), indent=1))
 
 
 if __name__ == "__main__":

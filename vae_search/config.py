@@ -272,6 +272,9 @@ class OptimConfig:
         return out
 
 
+DEFAULT_IWAE_CHUNK = 10_000  # rows (examples x samples) per IWAE decoder pass: benchmarks/bench_iwae.py
+
+
 @dataclass
 class EvalConfig:
     """Validation metrics (every epoch) and the final likelihood estimate.
@@ -284,15 +287,21 @@ class EvalConfig:
         iwae_chunk: examples x samples evaluated at once, to bound memory.
         au_threshold: δ of the active-units count (Burda et al. 2016).
         test: also evaluate the test split at the end (it is otherwise never touched).
+        test_max_examples: test examples evaluated then, the split's first N (null: all);
+            ``vae-search finalize`` reads it from the search's run config.
+        test_iwae_samples: k of the test split's IWAE bound (null: ``iwae_samples``);
+            ``vae-search finalize --k`` sets it.
     """
 
     batch_size: int = 1000
     max_examples: int | None = None
     iwae_samples: int = 100
     iwae_max_examples: int | None = 1000
-    iwae_chunk: int = 100_000
+    iwae_chunk: int = DEFAULT_IWAE_CHUNK
     au_threshold: float = 0.01
     test: bool = False
+    test_max_examples: int | None = None
+    test_iwae_samples: int | None = None
 
     def problems(self) -> list[str]:
         out = []
@@ -304,6 +313,10 @@ class EvalConfig:
             out.append(f"iwae_chunk: must be >= 1, got {self.iwae_chunk}")
         if self.au_threshold <= 0:
             out.append(f"au_threshold: must be > 0, got {self.au_threshold}")
+        if self.test_iwae_samples is not None and self.test_iwae_samples < 0:
+            out.append(f"test_iwae_samples: must be >= 0 or null (iwae_samples), got {self.test_iwae_samples}")
+        if self.test_max_examples is not None and self.test_max_examples < 1:
+            out.append(f"test_max_examples: must be >= 1 or null (the whole test split), got {self.test_max_examples}")
         return out
 
 

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from vae_search.config import DEFAULT_IWAE_CHUNK
 from vae_search.model.gaussian import LOG_2PI, kl_normal, log_mixture
 from vae_search.model.vae import VAE
 
@@ -128,12 +129,21 @@ def evaluate(
     )
 
 
+def iwae_noise(n: int, k: int, latent_dim: int, generator: torch.Generator) -> torch.Tensor:
+    """(k, n, D) standard normal draws for n consecutive examples: example i's are the i-th
+    ``randn((k, D))`` draw from ``generator``, so they do not depend on how examples are batched."""
+    device = generator.device
+    return torch.stack([torch.randn((k, latent_dim), generator=generator, device=device) for _ in range(n)], dim=1)
+
+
 @torch.no_grad()
-def iwae_nll(model: VAE, data: torch.Tensor, *, k: int, chunk: int = 100_000, seed: int = 0) -> float:
+def iwae_nll(model: VAE, data: torch.Tensor, *, k: int, chunk: int = DEFAULT_IWAE_CHUNK, seed: int = 0) -> float:
     """-log p(x) estimated with k importance samples, averaged over ``data``.
 
     ``chunk`` bounds examples x samples per decoder pass: points go in blocks of chunk // k,
-    and when k alone exceeds ``chunk`` the samples are split and combined with logsumexp.
+    and when k alone exceeds ``chunk`` the samples are split and combined with logsumexp. The
+    estimate does not depend on ``chunk`` (to float rounding): example i's samples come from the
+    i-th draw of one generator seeded with ``seed`` (:func:`iwae_noise`), whatever the blocks.
     """
     was_training = model.training
     model.eval()
@@ -143,9 +153,11 @@ def iwae_nll(model: VAE, data: torch.Tensor, *, k: int, chunk: int = 100_000, se
     per_pass = min(k, max(1, chunk))
     for start in range(0, data.shape[0], points):
         x = data[start : start + points]
+        eps = iwae_noise(x.shape[0], k, model.latent_dim, gen)
         parts = []
         for done in range(0, k, per_pass):
-            parts.append(model.log_importance_weights(x, min(per_pass, k - done), generator=gen))
+            part = eps[done : done + per_pass]
+            parts.append(model.log_importance_weights(x, part.shape[0], eps=part))
         log_w = torch.cat(parts, dim=0)  # (k, b)
         total += (torch.logsumexp(log_w, dim=0) - math.log(k)).double().sum()
     model.train(was_training)
