@@ -272,9 +272,6 @@ class OptimConfig:
         return out
 
 
-DEFAULT_IWAE_CHUNK = 10_000  # rows (examples x samples) per IWAE decoder pass: benchmarks/bench_iwae.py
-
-
 @dataclass
 class EvalConfig:
     """Validation metrics (every epoch) and the final likelihood estimate.
@@ -284,7 +281,10 @@ class EvalConfig:
         max_examples: cap on validation examples used per epoch (null: all).
         iwae_samples: k of the final importance-weighted NLL estimate (0 turns it off).
         iwae_max_examples: validation examples used for it (null: all).
-        iwae_chunk: examples x samples evaluated at once, to bound memory.
+        iwae_chunk: rows (examples x samples) per decoder pass of the IWAE bound, to bound
+            memory; null: as many as keep one pass's decoder output within 16 MiB on the CPU
+            (the fastest in ``benchmarks/bench_iwae.py``) or 256 MiB on CUDA. Speed and memory
+            only: the bound does not depend on it.
         au_threshold: δ of the active-units count (Burda et al. 2016).
         test: also evaluate the test split at the end (it is otherwise never touched).
         test_max_examples: test examples evaluated then, the split's first N (null: all);
@@ -297,7 +297,7 @@ class EvalConfig:
     max_examples: int | None = None
     iwae_samples: int = 100
     iwae_max_examples: int | None = 1000
-    iwae_chunk: int = DEFAULT_IWAE_CHUNK
+    iwae_chunk: int | None = None
     au_threshold: float = 0.01
     test: bool = False
     test_max_examples: int | None = None
@@ -309,8 +309,8 @@ class EvalConfig:
             out.append(f"batch_size: must be at least 2, got {self.batch_size}")
         if self.iwae_samples < 0:
             out.append(f"iwae_samples: must be >= 0, got {self.iwae_samples}")
-        if self.iwae_chunk < 1:
-            out.append(f"iwae_chunk: must be >= 1, got {self.iwae_chunk}")
+        if self.iwae_chunk is not None and self.iwae_chunk < 1:
+            out.append(f"iwae_chunk: must be >= 1 or null (by memory), got {self.iwae_chunk}")
         if self.au_threshold <= 0:
             out.append(f"au_threshold: must be > 0, got {self.au_threshold}")
         if self.test_iwae_samples is not None and self.test_iwae_samples < 0:
