@@ -2,7 +2,9 @@
 cover the rate–distortion front with fewer trials than β-VAE trials of a single-objective one?
 
     python -m benchmarks.bench_finalists shapes  [--trials 12 --top 5 --seeds 5 --k 500 --epochs 4]
-    python -m benchmarks.bench_finalists mnist   [same, --test-examples N]   # when MNIST is present
+    python -m benchmarks.bench_finalists mnist   [same, --test-examples N --workers W]   # MNIST present
+    python -m benchmarks.bench_finalists table --storage URL --study mnist-search [--top 5]
+    python -m benchmarks.bench_finalists table --storage URL [--dataset mnist --trials 16 --sampler-seeds 4]
     python -m benchmarks.bench_finalists front   [--dataset mnist --trials 12 --sampler-seeds S]
 
 Everything runs in process on the CPU (one worker, 1 thread), sized for 2 shared cores: see the
@@ -18,6 +20,8 @@ import argparse
 import gzip
 import json
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,11 +34,13 @@ from vae_search import records
 from vae_search.results.finalists import choose_finalists, summarize_finalists
 from vae_search.results.pareto import non_dominated
 from vae_search.study.collapse import is_collapsed
+from vae_search.study.final import final_study_name
 from vae_search.study.spec import StudySpec
 from vae_search.workers.finalize import prepare_finalists
 from vae_search.workers.worker import WorkerOptions, run_worker
 
 MNIST_GZ = Path("/work/shared/data/mnist")
+FRONT_LABELS = {"beta-vae, nll_iwae": "nll_iwae", "[distortion, rate]": ["distortion", "rate"]}
 
 
 def _space() -> dict[str, Any]:
@@ -85,7 +91,9 @@ def mnist_root(tmp: Path) -> Path | None:
 
 
 def finalists(dataset: str, trials: int, top: int, seeds: int, k: int, epochs: int,
-              test_examples: int | None = None) -> dict[str, Any]:
+              test_examples: int | None = None, workers: int = 1) -> dict[str, Any]:
+    """Search, then finalize the top configurations with ``workers`` workers: this process and
+    ``workers - 1`` ``vae-search worker`` processes on the finalists' spec (one thread each)."""
     tmp = Path(tempfile.mkdtemp())
     root = mnist_root(tmp) if dataset == "mnist" else None
     if dataset == "mnist" and root is None:
@@ -95,18 +103,32 @@ def finalists(dataset: str, trials: int, top: int, seeds: int, k: int, epochs: i
     opts = WorkerOptions(storage=url, artifact_dir=None, threads=1)
     run_worker(spec, opts)
     study = optuna.load_study(study_name=spec.study, storage=url)
-    chosen = choose_finalists(study, top)
-    final_spec = prepare_finalists(study, chosen, url, seeds=seeds, k=k)
+    spec_file = tmp / "final.yaml"
+    final_spec = prepare_finalists(study, choose_finalists(study, top), url, seeds=seeds, k=k, spec_out=spec_file)
+    others = [subprocess.Popen([sys.executable, "-m", "vae_search", "worker", str(spec_file), "--storage", url,
+                                "--threads", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+              for _ in range(workers - 1)]
     run_worker(final_spec, opts)
-    table = summarize_finalists(optuna.load_study(study_name=final_spec.study, storage=url))
+    for proc in others:
+        proc.wait()
+    meta = {"dataset": dataset, "trials": trials, "epochs": epochs, "seeds": seeds, "k": k,
+            "test_examples": test_examples, "workers": workers}
+    return {**meta, **report(url, spec.study, top)}
+
+
+def report(url: str, search: str, top: int) -> dict[str, Any]:
+    """The search's top ``top`` and the finalists' table, read back from the storage."""
+    study = optuna.load_study(study_name=search, storage=url)
+    chosen = choose_finalists(study, top)
+    table = summarize_finalists(optuna.load_study(study_name=final_study_name(search), storage=url))
     return {
-        "dataset": dataset, "trials": trials, "epochs": epochs, "seeds": seeds, "k": k,
-        "test_examples": test_examples, "pruned": sum(t.state.name == "PRUNED" for t in study.trials),
+        "pruned": sum(t.state.name == "PRUNED" for t in study.trials),
         "search_top": [{"trial": t.number, "val_nll": round(t.value, 2), "params": t.params} for t in chosen],
-        "finalists": [{"rank": r["rank"], "trial": r["trial"], "search_rank": r["search_rank"],
-                       "mean": round(r["mean"], 2), "values": [round(v, 2) for v in _seed_values(final_spec.study, url, r["trial"])],
+        "finalists": [{"rank": r["rank"], "trial": r["trial"], "search_rank": r["search_rank"], "n": r["n"],
+                       "mean": round(r["mean"], 2), "values": [round(v, 2) for v in r["values"]],
                        "sd": round(r["sd"], 2) if r["sd"] is not None else None,
-                       "interval": [round(r["low"], 2), round(r["high"], 2)] if r["low"] is not None else None}
+                       "interval": [round(r["low"], 2), round(r["high"], 2)] if r["low"] is not None else None,
+                       "active_units": r["active_units"], "kl": round(r["kl"], 2) if r["kl"] is not None else None}
                       for r in table["rows"]],
         "verdict": table["verdict"]["text"] if table["verdict"] else None,
     }
@@ -131,12 +153,6 @@ def hypervolume(points: list[tuple[float, float]], ref: tuple[float, float]) -> 
     return float(area)
 
 
-def _seed_values(final_name: str, url: str, trial: int) -> list[float]:
-    final = optuna.load_study(study_name=final_name, storage=url)
-    return [t.value for t in final.get_trials(deepcopy=False)
-            if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs["finalist"]["trial"] == trial]
-
-
 def fronts(dataset: str, trials: int, epochs: int, sampler_seeds: int = 1) -> dict[str, Any]:
     """Both studies once per sampler seed (0 .. sampler_seeds - 1), all on one reference point."""
     tmp = Path(tempfile.mkdtemp())
@@ -145,42 +161,53 @@ def fronts(dataset: str, trials: int, epochs: int, sampler_seeds: int = 1) -> di
         return {"skipped": f"no MNIST files in {MNIST_GZ}"}
     url = f"sqlite:///{tmp / 'f.db'}"
     run = _run_cfg(dataset, root, epochs, 20)
-    labels = {"beta-vae, nll_iwae": "nll_iwae", "[distortion, rate]": ["distortion", "rate"]}
-    studies: dict[str, list[list[optuna.trial.FrozenTrial]]] = {label: [] for label in labels}
     for seed in range(sampler_seeds):
-        for label, objective in labels.items():
+        for label, objective in FRONT_LABELS.items():
             spec = _spec(f"{dataset}-{'mo' if label.startswith('[') else 'so'}-{seed}", run, trials, objective,
                          sampler_seed=seed)
             run_worker(spec, WorkerOptions(storage=url, artifact_dir=None, threads=1))
-            studies[label].append(optuna.load_study(study_name=spec.study, storage=url).trials)
+    return {"dataset": dataset, "epochs": epochs, **front_report(url, dataset, trials, sampler_seeds)}
 
-    def healthy(ts: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
-        return [t for t in ts if t.state == optuna.trial.TrialState.COMPLETE and not is_collapsed(t)]
 
-    allpts = [_rd(t) for runs in studies.values() for ts in runs for t in healthy(ts)]
+def _healthy(ts: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in ts if t.state == optuna.trial.TrialState.COMPLETE and not is_collapsed(t)]
+
+
+def front_report(url: str, dataset: str, trials: int, sampler_seeds: int) -> dict[str, Any]:
+    """Hypervolume curves of both studies for each sampler seed whose two studies both
+    finished, read back from the storage, on one reference point."""
+    names = {label: f"{dataset}-{'mo' if label.startswith('[') else 'so'}" for label in FRONT_LABELS}
+    have = set(optuna.get_all_study_names(url))
+    seeds = [s for s in range(sampler_seeds) if all(f"{n}-{s}" in have for n in names.values())]
+    studies = {label: [optuna.load_study(study_name=f"{n}-{s}", storage=url).trials for s in seeds]
+               for label, n in names.items()}
+    keep = [i for i in range(len(seeds))
+            if all(sum(t.state.is_finished() for t in runs[i]) >= trials for runs in studies.values())]
+    seeds = [seeds[i] for i in keep]
+    studies = {label: [runs[i] for i in keep] for label, runs in studies.items()}
+    allpts = [_rd(t) for runs in studies.values() for ts in runs for t in _healthy(ts)]
     ref = (max(p[0] for p in allpts) + 1.0, max(p[1] for p in allpts) + 1.0)
     checkpoints = [trials * i // 4 for i in (1, 2, 3, 4)]
-    out: dict[str, Any] = {"dataset": dataset, "trials": trials, "epochs": epochs,
-                           "sampler_seeds": sampler_seeds, "reference_point": ref, "after": checkpoints}
+    out: dict[str, Any] = {"trials": trials, "sampler_seeds": seeds, "reference_point": ref, "after": checkpoints}
+    curves = {}
     for label, runs in studies.items():
-        curves = np.array([[hypervolume([_rd(t) for t in healthy(ts[:n])], ref) for n in checkpoints]
-                           for ts in runs])
+        curves[label] = np.array([[hypervolume([_rd(t) for t in _healthy(ts[:n])], ref) for n in checkpoints]
+                                  for ts in runs])
         out[label] = {
-            "completed": [len(healthy(ts)) for ts in runs],
+            "completed": [len(_healthy(ts)) for ts in runs],
             "pruned": [sum(t.state.name == "PRUNED" for t in ts) for ts in runs],
-            "hypervolume": curves.round(1).tolist(),
-            "mean": curves.mean(0).round(1).tolist(),
-            "sd": (curves.std(0, ddof=1).round(1).tolist() if sampler_seeds > 1 else None),
+            "hypervolume": curves[label].round(1).tolist(),
+            "mean": curves[label].mean(0).round(1).tolist(),
+            "sd": curves[label].std(0, ddof=1).round(1).tolist() if len(runs) > 1 else None,
         }
-    so, mo = (np.array([[hypervolume([_rd(t) for t in healthy(ts[:n])], ref) for n in checkpoints]
-                        for ts in studies[label]]) for label in labels)
+    so, mo = (curves[label] for label in FRONT_LABELS)
     out["mo_minus_so"] = (mo - so).round(1).tolist()  # paired by sampler seed
     return out
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=["shapes", "mnist", "front"])
+    p.add_argument("what", choices=["shapes", "mnist", "front", "table"])
     p.add_argument("--trials", type=int, default=12)
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--seeds", type=int, default=5)
@@ -189,12 +216,20 @@ def main() -> None:
     p.add_argument("--dataset", default="mnist")
     p.add_argument("--test-examples", type=int, default=None, help="eval.test_max_examples (None: all)")
     p.add_argument("--sampler-seeds", type=int, default=1, help="front: runs of both studies")
+    p.add_argument("--workers", type=int, default=1, help="finalist workers (processes, 1 thread each)")
+    p.add_argument("--storage", help="table: re-read a finished run's storage (sqlite:///.../b.db)")
+    p.add_argument("--study", help="table: the search study (shapes-search, mnist-search)")
     a = p.parse_args()
     quiet()
     if a.what == "front":
         print(json.dumps(fronts(a.dataset, a.trials, a.epochs, a.sampler_seeds), indent=1))
+    elif a.what == "table" and a.study is None:  # a front run's storage
+        print(json.dumps(front_report(a.storage, a.dataset, a.trials, a.sampler_seeds), indent=1))
+    elif a.what == "table":
+        print(json.dumps(report(a.storage, a.study, a.top), indent=1))
     else:
-        print(json.dumps(finalists(a.what, a.trials, a.top, a.seeds, a.k, a.epochs, a.test_examples), indent=1))
+        print(json.dumps(finalists(a.what, a.trials, a.top, a.seeds, a.k, a.epochs, a.test_examples,
+                                   a.workers), indent=1))
 
 
 if __name__ == "__main__":
