@@ -2,7 +2,7 @@
 cover the rate–distortion front with fewer trials than β-VAE trials of a single-objective one?
 
     python -m benchmarks.bench_finalists shapes  [--trials 12 --top 5 --seeds 5 --k 500 --epochs 4]
-    python -m benchmarks.bench_finalists mnist   [same, --test-examples N --workers W]   # MNIST present
+    python -m benchmarks.bench_finalists mnist   [same, --test-examples N --workers W --dir DIR]   # MNIST present
     python -m benchmarks.bench_finalists table --storage URL --study mnist-search [--top 5]
     python -m benchmarks.bench_finalists table --storage URL [--dataset mnist --trials 16 --sampler-seeds 4]
     python -m benchmarks.bench_finalists front   [--dataset mnist --trials 12 --sampler-seeds S]
@@ -90,11 +90,21 @@ def mnist_root(tmp: Path) -> Path | None:
     return tmp
 
 
+def workdir(path: str | None) -> Path:
+    """``--dir`` (created), else a new temporary folder: it holds the storage ``b.db`` or
+    ``f.db``, so ``table --storage sqlite:///DIR/b.db`` re-reads a run, finished or stopped."""
+    if path is None:
+        return Path(tempfile.mkdtemp())
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def finalists(dataset: str, trials: int, top: int, seeds: int, k: int, epochs: int,
-              test_examples: int | None = None, workers: int = 1) -> dict[str, Any]:
+              test_examples: int | None = None, workers: int = 1, where: str | None = None) -> dict[str, Any]:
     """Search, then finalize the top configurations with ``workers`` workers: this process and
     ``workers - 1`` ``vae-search worker`` processes on the finalists' spec (one thread each)."""
-    tmp = Path(tempfile.mkdtemp())
+    tmp = workdir(where)
     root = mnist_root(tmp) if dataset == "mnist" else None
     if dataset == "mnist" and root is None:
         return {"skipped": f"no MNIST files in {MNIST_GZ}"}
@@ -153,9 +163,10 @@ def hypervolume(points: list[tuple[float, float]], ref: tuple[float, float]) -> 
     return float(area)
 
 
-def fronts(dataset: str, trials: int, epochs: int, sampler_seeds: int = 1) -> dict[str, Any]:
+def fronts(dataset: str, trials: int, epochs: int, sampler_seeds: int = 1,
+           where: str | None = None) -> dict[str, Any]:
     """Both studies once per sampler seed (0 .. sampler_seeds - 1), all on one reference point."""
-    tmp = Path(tempfile.mkdtemp())
+    tmp = workdir(where)
     root = mnist_root(tmp) if dataset == "mnist" else None
     if dataset == "mnist" and root is None:
         return {"skipped": f"no MNIST files in {MNIST_GZ}"}
@@ -217,19 +228,20 @@ def main() -> None:
     p.add_argument("--test-examples", type=int, default=None, help="eval.test_max_examples (None: all)")
     p.add_argument("--sampler-seeds", type=int, default=1, help="front: runs of both studies")
     p.add_argument("--workers", type=int, default=1, help="finalist workers (processes, 1 thread each)")
+    p.add_argument("--dir", help="mnist/shapes/front: folder for the storage and data (default: a new temp folder)")
     p.add_argument("--storage", help="table: re-read a finished run's storage (sqlite:///.../b.db)")
     p.add_argument("--study", help="table: the search study (shapes-search, mnist-search)")
     a = p.parse_args()
     quiet()
     if a.what == "front":
-        print(json.dumps(fronts(a.dataset, a.trials, a.epochs, a.sampler_seeds), indent=1))
+        print(json.dumps(fronts(a.dataset, a.trials, a.epochs, a.sampler_seeds, a.dir), indent=1))
     elif a.what == "table" and a.study is None:  # a front run's storage
         print(json.dumps(front_report(a.storage, a.dataset, a.trials, a.sampler_seeds), indent=1))
     elif a.what == "table":
         print(json.dumps(report(a.storage, a.study, a.top), indent=1))
     else:
         print(json.dumps(finalists(a.what, a.trials, a.top, a.seeds, a.k, a.epochs, a.test_examples,
-                                   a.workers), indent=1))
+                                   a.workers, a.dir), indent=1))
 
 
 if __name__ == "__main__":
