@@ -253,11 +253,13 @@ def test_the_stacked_forward_is_each_members_own(prior, arch, likelihood, learn_
 
 @pytest.mark.parametrize(("prior", "arch"), [("standard", "mlp"), ("mog", "mlp"), ("vamp", "mlp"),
                                              ("standard", "conv")])
-@pytest.mark.parametrize(("k", "chunk"), [(7, 100_000), (7, 7 * 10), (7, 7 * 2), (7, 5)])
+@pytest.mark.parametrize(("k", "chunk"), [(7, None), (7, 100_000), (7, 7 * 8 * 3), (7, 7 * 8 * 2), (7, 7 * 2),
+                                          (7, 5)])
 def test_the_batched_final_iwae_is_each_members_own(prior, arch, k, chunk):
     """All members' IWAE bounds in one batched pass equal metrics.iwae_nll of each member's
-    own module with its own seed: every chunking (all members and examples at once; examples
-    split; members split; more samples than the chunk, which goes member by member)."""
+    own module with its own seed, for every chunking: all members and examples in one pass;
+    all members, examples split (8 + 5); members split 2 + 1 with examples split; blocks of 2
+    examples one member at a time; more samples than the chunk (member by member)."""
     from vae_search.metrics import iwae_nll
     from vae_search.train.stacked import StackedVAE
 

@@ -15,9 +15,10 @@ The members' parameters (and buffers) are stacked along a new leading dimension 
   :func:`vae_search.model.build_vae` builds (conv networks, mixture priors, a learned σ,
   custom factories that work under ``vmap``).
 
-:meth:`StackedVAE.iwae_nll` is the final IWAE bound of several members in one batched pass,
-each member's noise drawn from its own generator exactly as
-:func:`vae_search.metrics.iwae_nll` draws it, so each member's figure is its single run's.
+:meth:`StackedVAE.iwae_nll` is the final IWAE bound of several members in batched passes,
+each member's noise drawn per example from its own generator exactly as
+:func:`vae_search.metrics.iwae_nll` draws it (:func:`vae_search.metrics.iwae_noise`), so each
+member's figure is its single run's whatever the passes.
 
 :class:`StackedAdam` is Adam on the stacked tensors with a learning rate, weight decay,
 gradient clip and step count per member. Adam is elementwise, so one update over a stacked
@@ -39,6 +40,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from vae_search import metrics
 from vae_search.model import VAE
 from vae_search.model.gaussian import full_precision, log_normal
 from vae_search.model.networks import MLPDecoder, MLPEncoder
@@ -129,11 +131,9 @@ class StackedVAE:
         models: VAEs of one structure (same parameter names and shapes).
     """
 
-    #: examples x samples x members per IWAE pass on CPU (never above ``eval.iwae_chunk``):
-    #: passes that stay in cache. On 2 cores (1 thread), 8 quickstart members at k = 50 on
-    #: 400 images took 2.5 s in passes of 2,048 rows, 4.4 s at 8,192 and 7.6 s at 100,000
-    #: (the single runs one after another: 5.9 s); the passes change no figure
-    cpu_pass_rows = 2048
+    #: fewest examples per batched IWAE pass before members are split into groups (tiny passes
+    #: of one or two examples cost more than they batch)
+    min_pass_examples = 8
 
     def __init__(self, models: Sequence[VAE]):
         params, buffers = stack_module_state(list(models))
@@ -200,42 +200,42 @@ class StackedVAE:
         return log_px + v.prior.log_prob(z) - log_normal(z, mu, logvar).sum(-1)
 
     @torch.no_grad()
-    def iwae_nll(self, slots: Sequence[int], data: torch.Tensor, *, k: int, chunk: int, seeds: Sequence[int]
-                 ) -> list[float]:
-        """:func:`vae_search.metrics.iwae_nll` of the members at ``slots`` (seeds: theirs), in
-        one batched pass per block of examples: each member's noise comes from its own
-        generator in the single run's shapes and order, so each figure is its single run's.
-        ``chunk`` (on CPU also :attr:`cpu_pass_rows`) bounds examples x samples x members per
-        pass, members split when k of them fill it; the noise is still drawn in the single run's
-        blocks of ``chunk // k`` examples. k above ``chunk`` (the single run splits the samples)
-        goes member by member."""
-        if k > chunk:
+    def iwae_nll(self, slots: Sequence[int], data: torch.Tensor, *, k: int, chunk: int | None,
+                 seeds: Sequence[int]) -> list[float]:
+        """:func:`vae_search.metrics.iwae_nll` of the members at ``slots`` (seeds: theirs) in
+        batched passes: example i's noise for a member is the i-th draw of
+        :func:`vae_search.metrics.iwae_noise` from that member's own generator, as in its
+        single run, so each figure is its single run's (to float rounding) whatever the passes.
+
+        ``chunk`` bounds examples x samples x members per pass (None: the single run's
+        memory-sized :func:`vae_search.metrics.iwae_chunk_for`); members are split into groups
+        where fewer than :attr:`min_pass_examples` examples of each would fit. k above the pass
+        size (the single run splits the samples) goes member by member."""
+        rows = metrics.iwae_chunk_for(self._first, data) if chunk is None else chunk
+        if k > rows:
             return [self._one_iwae(s, data, k, chunk, seed) for s, seed in zip(slots, seeds)]
         device = data.device
+        dtype = next(iter(self.params.values())).dtype
         gens = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
         totals = torch.zeros(len(slots), device=device, dtype=torch.float64)
-        points = max(1, chunk // k)  # the single run's blocks: one draw of noise per block and member
-        rows = chunk if device.type == "cuda" else min(chunk, self.cpu_pass_rows)
-        group = len(slots) if k * len(slots) <= rows else max(1, rows // k)  # members per pass
-        per = max(1, rows // (k * group))  # examples per pass
+        few = min(self.min_pass_examples, data.shape[0])
+        group = max(1, min(len(slots), rows // (k * few)))  # members per pass
         latent = self._first.latent_dim
-        for start in range(0, data.shape[0], points):
-            x = data[start : start + points]
-            eps = [torch.randn((k, x.shape[0], latent), generator=g, device=device) for g in gens]
-            for lo in range(0, len(slots), group):
-                hi = min(len(slots), lo + group)
-                for a in range(0, x.shape[0], per):
-                    e = torch.stack([eps[i][:, a : a + per] for i in range(lo, hi)])
-                    log_w = self.log_weights(slots[lo:hi], x[a : a + per], e)  # (S, k, b)
-                    totals[lo:hi] += (torch.logsumexp(log_w, dim=1) - math.log(k)).double().sum(1)
+        for lo in range(0, len(slots), group):
+            hi = min(len(slots), lo + group)
+            per = max(1, rows // (k * (hi - lo)))  # examples per pass
+            for a in range(0, data.shape[0], per):
+                x = data[a : a + per]
+                # each member's generator is read in example order (a member is in one group)
+                e = torch.stack([metrics.iwae_noise(x.shape[0], k, latent, gens[i], dtype) for i in range(lo, hi)])
+                log_w = self.log_weights(slots[lo:hi], x, e)  # (S, k, b)
+                totals[lo:hi] += (torch.logsumexp(log_w, dim=1) - math.log(k)).double().sum(1)
         return [-float(t) / data.shape[0] for t in totals]
 
-    def _one_iwae(self, slot: int, data: torch.Tensor, k: int, chunk: int, seed: int) -> float:
-        from vae_search.metrics import iwae_nll
-
+    def _one_iwae(self, slot: int, data: torch.Tensor, k: int, chunk: int | None, seed: int) -> float:
         model = copy.deepcopy(self._first)
         self.copy_into(slot, model)
-        return iwae_nll(model, data, k=k, chunk=chunk, seed=seed)
+        return metrics.iwae_nll(model, data, k=k, chunk=chunk, seed=seed)
 
     def keep(self, slots: Sequence[int]) -> None:
         """Keep only the members at ``slots`` (in that order): the others' slots are dropped."""
