@@ -271,3 +271,18 @@ def test_the_batched_final_iwae_is_each_members_own(prior, arch, k, chunk):
     want = [iwae_nll(models[s], x, k=k, chunk=chunk, seed=cfgs[s].seed) for s in slots]
     assert got == pytest.approx(want, abs=1e-4, rel=1e-6)
     assert len({round(w, 3) for w in want}) == 3  # the members really differ
+
+
+def test_members_finishing_at_different_epochs_get_their_own_final_figures():
+    """The batched final IWAE bound runs once per epoch end for the members finishing there
+    (here 1 of them after epoch 2, 2 after epoch 3): each equals its single run."""
+    cfgs = members()[:3]
+    cfgs[1] = cfgs[1].replace(epochs=2)
+    data = load_data(cfgs[0].data)
+    outcomes = train_population(cfgs, data=data)
+    for cfg, out in zip(cfgs, outcomes):
+        single = train(cfg, data=data)
+        assert out.error is None and len(out.result.history) == cfg.epochs
+        assert_same_epochs(out.result.history, single.history)
+        assert out.result.final["nll_iwae"] == pytest.approx(single.final["nll_iwae"], abs=1e-4, rel=1e-5)
+        assert out.result.final["epochs"] == single.final["epochs"] == cfg.epochs
