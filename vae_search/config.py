@@ -282,7 +282,7 @@ class EvalConfig:
         iwae_samples: k of the final importance-weighted NLL estimate (0 turns it off).
         iwae_max_examples: validation examples used for it (null: all).
         iwae_chunk: rows (examples x samples) per decoder pass of the IWAE bound, to bound
-            memory; null: as many as keep one pass's decoder output within 16 MiB on the CPU
+            memory; null: as many as keep one pass's decoder output within 8 MiB on the CPU
             (the fastest in ``benchmarks/bench_iwae.py``) or 256 MiB on CUDA. Speed and memory
             only: the bound does not depend on it.
         au_threshold: δ of the active-units count (Burda et al. 2016).

@@ -129,10 +129,13 @@ def evaluate(
 
 
 # bytes of decoder output (float32) per IWAE pass when eval.iwae_chunk is null: on the CPU,
-# passes of 2,000-5,000 MNIST rows (6-16 MB) ran fastest and 100,000 rows about twice as slow
-# (benchmarks/bench_iwae.py); on CUDA, bigger passes mean fewer launches (256 MiB: about the
-# former fixed default of 100,000 rows for MNIST)
-IWAE_PASS_BYTES = {"cpu": 16 * 2**20, "cuda": 256 * 2**20}
+# passes that stay in cache. 8 MiB is 2,674 MNIST rows (784 outputs) or 2,048 quickstart rows
+# (1,024): in benchmarks/bench_iwae.py (1 thread, 2 shared cores) passes of 1,000-2,000 MNIST
+# rows ran fastest, 5,000 (about the former 16 MiB) 9-14% slower, 100,000 2-3x slower; the
+# quickstart model's k = 50 bound on 400 images took 1.31 s in 2,048-row passes against
+# 1.60 s in 4,096 (8 models, medians of 3). On CUDA, bigger passes mean fewer launches
+# (256 MiB: about the former fixed default of 100,000 rows for MNIST)
+IWAE_PASS_BYTES = {"cpu": 8 * 2**20, "cuda": 256 * 2**20}
 
 
 def iwae_chunk_for(model: VAE, data: torch.Tensor) -> int:
