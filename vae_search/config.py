@@ -281,18 +281,27 @@ class EvalConfig:
         max_examples: cap on validation examples used per epoch (null: all).
         iwae_samples: k of the final importance-weighted NLL estimate (0 turns it off).
         iwae_max_examples: validation examples used for it (null: all).
-        iwae_chunk: examples x samples evaluated at once, to bound memory.
+        iwae_chunk: rows (examples x samples) per decoder pass of the IWAE bound, to bound
+            memory; null: as many as keep one pass's decoder output within 8 MiB on the CPU
+            (the fastest in ``benchmarks/bench_iwae.py``) or 256 MiB on CUDA. Speed and memory
+            only: the bound does not depend on it.
         au_threshold: δ of the active-units count (Burda et al. 2016).
         test: also evaluate the test split at the end (it is otherwise never touched).
+        test_max_examples: test examples evaluated then, the split's first N (null: all);
+            ``vae-search finalize`` reads it from the search's run config.
+        test_iwae_samples: k of the test split's IWAE bound (null: ``iwae_samples``);
+            ``vae-search finalize --k`` sets it.
     """
 
     batch_size: int = 1000
     max_examples: int | None = None
     iwae_samples: int = 100
     iwae_max_examples: int | None = 1000
-    iwae_chunk: int = 100_000
+    iwae_chunk: int | None = None
     au_threshold: float = 0.01
     test: bool = False
+    test_max_examples: int | None = None
+    test_iwae_samples: int | None = None
 
     def problems(self) -> list[str]:
         out = []
@@ -300,10 +309,14 @@ class EvalConfig:
             out.append(f"batch_size: must be at least 2, got {self.batch_size}")
         if self.iwae_samples < 0:
             out.append(f"iwae_samples: must be >= 0, got {self.iwae_samples}")
-        if self.iwae_chunk < 1:
-            out.append(f"iwae_chunk: must be >= 1, got {self.iwae_chunk}")
+        if self.iwae_chunk is not None and self.iwae_chunk < 1:
+            out.append(f"iwae_chunk: must be >= 1 or null (by memory), got {self.iwae_chunk}")
         if self.au_threshold <= 0:
             out.append(f"au_threshold: must be > 0, got {self.au_threshold}")
+        if self.test_iwae_samples is not None and self.test_iwae_samples < 0:
+            out.append(f"test_iwae_samples: must be >= 0 or null (iwae_samples), got {self.test_iwae_samples}")
+        if self.test_max_examples is not None and self.test_max_examples < 1:
+            out.append(f"test_max_examples: must be >= 1 or null (the whole test split), got {self.test_max_examples}")
         return out
 
 

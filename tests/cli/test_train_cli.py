@@ -66,3 +66,14 @@ def test_cuda_asked_without_cuda(tmp_path, monkeypatch):
     res = run("train", cfg_path, "--device", "cuda")
     assert res.exit_code == 2
     assert "CUDA is not available" in res.output
+
+
+def test_test_max_examples_below_one_is_one_line(tmp_path):
+    for bad in (0, -5):
+        cfg_path = tmp_path / "bad.yaml"
+        cfg_path.write_text(yaml.safe_dump({"eval": {"test_max_examples": bad}}))
+        res = run("train", cfg_path)
+        assert res.exit_code == 2
+        line = res.output.strip()
+        assert "\n" not in line and "Traceback" not in line
+        assert f"eval.test_max_examples: must be >= 1 or null (the whole test split), got {bad}" in line

@@ -9,7 +9,14 @@ import torch
 from torch import distributions as D
 
 from vae_search.config import RunConfig
-from vae_search.metrics import active_units, evaluate, iwae_nll, mutual_info_batch
+from vae_search.metrics import (
+    IWAE_PASS_BYTES,
+    active_units,
+    evaluate,
+    iwae_chunk_for,
+    iwae_nll,
+    mutual_info_batch,
+)
 from vae_search.model import build_vae
 
 
@@ -67,10 +74,58 @@ def test_iwae_tightens_with_k_and_bounds_the_elbo_for_a_wrong_posterior():
     assert nll[1] > nll[5] > nll[50] > nll[500] >= true_nll - 1e-3
     assert nll[500] - true_nll < 0.25 * (nll[1] - true_nll)
     # splitting the 50 samples into passes of 7 (chunk < k) or taking 2 points a pass
-    # (chunk 120) is still the 50-sample bound, not a mean of 7-sample ones (1 nat looser here)
+    # (chunk 120) is still the 50-sample bound, not a mean of 7-sample ones (1 nat looser
+    # here), and with the same samples the same number
     for chunk in (7, 120):
-        assert iwae_nll(model, x, k=50, chunk=chunk, seed=3) == pytest.approx(nll[50], abs=0.1)
+        assert iwae_nll(model, x, k=50, chunk=chunk, seed=3) == pytest.approx(nll[50], rel=1e-12)
     assert iwae_nll(model, x, k=7, seed=3) > nll[50] + 0.5
+
+
+def direct_iwae_nll(model, x: torch.Tensor, k: int, seed: int) -> float:
+    """The bound in one pass over all examples and samples, log q from torch.distributions, in
+    float64: example i's noise is the i-th (k, D) draw of a generator seeded with ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    eps = torch.stack([torch.randn((k, model.latent_dim), generator=g) for _ in range(len(x))], dim=1)
+    with torch.no_grad():
+        mu, logvar = model.encode(x)
+        sd = torch.exp(0.5 * logvar)
+        z = mu + sd * eps  # (k, n, D)
+        log_px = model.likelihood.log_prob(x, model.decode(z, x)).double()
+        log_pz = D.Normal(0.0, 1.0).log_prob(z.double()).sum(-1)
+        log_q = D.Normal(mu.double(), sd.double()).log_prob(z.double()).sum(-1)
+        log_w = log_px + log_pz - log_q
+    return -float((torch.logsumexp(log_w, 0) - math.log(k)).mean())
+
+
+@pytest.mark.parametrize("k", [1, 50, 500])
+def test_the_iwae_bound_is_the_same_for_every_chunk(k):
+    # the MNIST model's size (784-400-z MLP, Bernoulli), untrained, on random binary images
+    torch.manual_seed(0)
+    cfg = RunConfig.from_dict({"model": {"arch": "mlp", "hidden": [400], "latent_dim": 8,
+                                         "likelihood": "bernoulli"}})
+    model = build_vae(cfg, (1, 28, 28))
+    x = (torch.rand(23, 1, 28, 28, generator=torch.Generator().manual_seed(1)) < 0.3).float()
+    direct = direct_iwae_nll(model, x, k, seed=4)
+    # samples split (7 or k - 1 rows a pass), one example a pass (k, k + 1 rows), several
+    # (3k + 1 rows, or 7 at k = 1), all at once
+    for chunk in sorted({7, max(1, k - 1), k, k + 1, 3 * k + 1, 10**7}):
+        assert iwae_nll(model, x, k=k, chunk=chunk, seed=4) == pytest.approx(direct, rel=1e-6), chunk
+    # another seed draws other samples (the check above is not vacuous)
+    assert iwae_nll(model, x, k=k, seed=5) != pytest.approx(direct, rel=1e-6)
+
+
+@pytest.mark.parametrize("shape,likelihood", [((1, 28, 28), "bernoulli"), ((12,), "gaussian")])
+def test_the_default_chunk_keeps_a_pass_within_the_memory_budget(shape, likelihood):
+    cfg = RunConfig.from_dict({"model": {"arch": "mlp", "hidden": [16], "latent_dim": 3, "likelihood": likelihood}})
+    model = build_vae(cfg, shape)
+    x = torch.rand(2, *shape)
+    rows = iwae_chunk_for(model, x)
+    with torch.no_grad():
+        out = model.decode(torch.zeros(rows, 3))  # what one pass of `rows` rows decodes
+    per_row = out[0].numel() * out.element_size()
+    assert out.numel() * out.element_size() <= IWAE_PASS_BYTES["cpu"] < (rows + 1) * per_row
+    # and the bound is the one of an explicit chunk
+    assert iwae_nll(model, x, k=5, seed=1) == pytest.approx(iwae_nll(model, x, k=5, chunk=3, seed=1), rel=1e-6)
 
 
 def test_active_units_of_a_hand_built_encoder():

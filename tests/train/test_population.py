@@ -186,9 +186,10 @@ def test_grouping_follows_tensor_shapes():
 def test_a_model_that_does_not_work_under_vmap_is_named(monkeypatch):
     from vae_search.model.networks import MLPEncoder
 
-    cfg = small_config()
+    # a mixture prior takes the vmapped forward (the native one never calls the encoder module)
+    cfg = small_config(prior={"kind": "mog", "components": 3})
     # the built-in networks stack
-    assert stack_problem(cfg, (1, 16, 16)) is None
+    assert stack_problem(cfg, (1, 16, 16)) is None and stack_problem(small_config(), (1, 16, 16)) is None
 
     def data_dependent(self, x):  # Python control flow on a tensor's value: vmap refuses it
         if float(x.sum()) > 0:
@@ -213,3 +214,75 @@ def test_the_stacked_step_is_one_batched_pass():
     assert w.shape[0] == 4 and torch.equal(w[2], models[2].encoder.net[0].weight)
     stack.keep([0, 3])
     assert len(stack) == 2 and torch.equal(stack.params["encoder.net.0.weight"][1], models[3].encoder.net[0].weight)
+
+
+def _built(prior: str = "standard", arch: str = "mlp", likelihood: str = "bernoulli", learn_sigma: bool = False):
+    from vae_search.model import build_vae
+
+    cfgs = [c.replace(model=c.model.__class__(**{**c.model.__dict__, "likelihood": likelihood,
+                                                 "learn_sigma": learn_sigma}))
+            for c in members(prior, "none", arch)]
+    models = []
+    for c in cfgs:
+        torch.manual_seed(c.seed)
+        models.append(build_vae(c, (1, 16, 16)))
+    return cfgs, models
+
+
+@pytest.mark.parametrize(("prior", "arch", "likelihood", "learn_sigma", "native"), [
+    ("standard", "mlp", "bernoulli", False, True), ("standard", "mlp", "gaussian", False, True),
+    ("standard", "mlp", "gaussian", True, False), ("mog", "mlp", "bernoulli", False, False),
+    ("standard", "conv", "bernoulli", False, False),
+])
+def test_the_stacked_forward_is_each_members_own(prior, arch, likelihood, learn_sigma, native):
+    """The native (baddbmm) forward where it applies, and the vmapped one, both give each
+    member's own forward with the same noise (the members' modules, one at a time)."""
+    from vae_search.train.stacked import StackedVAE, _Step
+
+    _, models = _built(prior, arch, likelihood, learn_sigma)
+    stack = StackedVAE(models)
+    assert stack.native is native
+    x = torch.rand(4, 6, 1, 16, 16, generator=torch.Generator().manual_seed(0)).bernoulli()
+    eps = torch.randn(4, 6, 4, generator=torch.Generator().manual_seed(1))
+    log_px, kl = stack.forward(x, eps)
+    for i, m in enumerate(models):
+        own_px, own_kl = _Step(m)(x[i], eps[i])
+        assert torch.allclose(log_px[i], own_px, rtol=1e-5, atol=1e-4)
+        assert torch.allclose(kl[i], own_kl, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("prior", "arch"), [("standard", "mlp"), ("mog", "mlp"), ("vamp", "mlp"),
+                                             ("standard", "conv")])
+@pytest.mark.parametrize(("k", "chunk"), [(7, None), (7, 100_000), (7, 7 * 8 * 3), (7, 7 * 8 * 2), (7, 7 * 2),
+                                          (7, 5)])
+def test_the_batched_final_iwae_is_each_members_own(prior, arch, k, chunk):
+    """All members' IWAE bounds in one batched pass equal metrics.iwae_nll of each member's
+    own module with its own seed, for every chunking: all members and examples in one pass;
+    all members, examples split (8 + 5); members split 2 + 1 with examples split; blocks of 2
+    examples one member at a time; more samples than the chunk (member by member)."""
+    from vae_search.metrics import iwae_nll
+    from vae_search.train.stacked import StackedVAE
+
+    cfgs, models = _built(prior, arch)
+    x = torch.rand(13, 1, 16, 16, generator=torch.Generator().manual_seed(2)).bernoulli()
+    stack = StackedVAE(models)
+    slots = [3, 0, 2]  # any subset, in any order
+    got = stack.iwae_nll(slots, x, k=k, chunk=chunk, seeds=[cfgs[s].seed for s in slots])
+    want = [iwae_nll(models[s], x, k=k, chunk=chunk, seed=cfgs[s].seed) for s in slots]
+    assert got == pytest.approx(want, abs=1e-4, rel=1e-6)
+    assert len({round(w, 3) for w in want}) == 3  # the members really differ
+
+
+def test_members_finishing_at_different_epochs_get_their_own_final_figures():
+    """The batched final IWAE bound runs once per epoch end for the members finishing there
+    (here 1 of them after epoch 2, 2 after epoch 3): each equals its single run."""
+    cfgs = members()[:3]
+    cfgs[1] = cfgs[1].replace(epochs=2)
+    data = load_data(cfgs[0].data)
+    outcomes = train_population(cfgs, data=data)
+    for cfg, out in zip(cfgs, outcomes):
+        single = train(cfg, data=data)
+        assert out.error is None and len(out.result.history) == cfg.epochs
+        assert_same_epochs(out.result.history, single.history)
+        assert out.result.final["nll_iwae"] == pytest.approx(single.final["nll_iwae"], abs=1e-4, rel=1e-5)
+        assert out.result.final["epochs"] == single.final["epochs"] == cfg.epochs

@@ -16,7 +16,9 @@ from tests.workers.test_records import assert_narrow
 from tests.workers.test_worker import kill_mid_trial, load, rescue, write_spec
 from vae_search import records
 from vae_search.cli import main
+from vae_search.config import RunConfig
 from vae_search.dashboard.report import render_report
+from vae_search.data import load_data
 from vae_search.data.splits import DataSplits
 from vae_search.results.finalists import choose_finalists
 from vae_search.study.spec import StorageSpec, StudySpec
@@ -40,13 +42,14 @@ def one_line_error(res, *needles):
 
 @pytest.fixture
 def test_reads(monkeypatch):
-    """Count reads of the test split through the data layer's one door."""
+    """Reads of the test split through the data layer's one door: (dataset, examples read)."""
     calls = []
     original = DataSplits.test_split
 
-    def spy(self):
-        calls.append(self.name)
-        return original(self)
+    def spy(self, max_examples=None):
+        out = original(self, max_examples)
+        calls.append((self.name, None if out is None else len(out)))
+        return out
 
     monkeypatch.setattr(DataSplits, "test_split", spy)
     return calls
@@ -92,7 +95,7 @@ def test_two_configs_three_seeds(tmp_path, test_reads):
         assert t.user_attrs == {"finalist_of": f"trial {info['trial']}, seed {info['seed']}"}
         assert records.record(t, records.FINALIST_CONFIG)["seed"] == info["seed"]
         assert records.record(t, 'final')["test"]["nll_iwae"] == t.value  # the test split's bound
-        assert records.record(t, 'final')["iwae_samples"] == 10
+        assert records.record(t, 'final')["test"]["iwae_samples"] == 10
         by_trial.setdefault(info["trial"], []).append(t.value)
     assert sorted(by_trial) == sorted(t.number for t in chosen)
     for row in table["rows"]:
@@ -117,6 +120,29 @@ def test_two_configs_three_seeds(tmp_path, test_reads):
     prov = yaml.safe_load((tmp_path / "win.yaml").read_text())["provenance"]
     assert prov["trial"] == table["rows"][0]["trial"]
     assert (prov["finalists"]["low"], prov["finalists"]["high"]) == (table["rows"][0]["low"], table["rows"][0]["high"])
+
+
+def test_finalize_evaluates_test_max_examples_test_examples(tmp_path, test_reads):
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    # shapes of size 1200 has a 120-example test split; the search's config caps it at 37
+    search = StudySpec.from_file(write_spec(tmp_path / "s.yaml", "cap", n_trials=1, epochs=1,
+                                            eval={"iwae_samples": 10, "iwae_max_examples": 100,
+                                                  "test_max_examples": 37}))
+    study, _ = open_study(search, url)
+    study.enqueue_trial({"schedule.beta": 0.2, "schedule.rate": 2.0, "model.latent_dim": 4, "prior.kind": "standard"})
+    run_worker(search, WorkerOptions(storage=url, artifact_dir=None, threads=1))
+    assert test_reads == []
+    study = load(url, "cap")
+    spec = prepare_finalists(study, choose_finalists(study, 1), url, seeds=2, k=7)
+    run_worker(spec, WorkerOptions(storage=url, artifact_dir=None, threads=1))
+    assert test_reads == [("shapes", 37), ("shapes", 37)]
+    for t in load(url, "cap.final").get_trials(deepcopy=False):
+        final = records.record(t, "final")
+        assert final["test"]["examples"] == 37
+        # the test bound at finalize's k, the validation one at the search's
+        assert (final["test"]["iwae_samples"], final["iwae_samples"]) == (7, 10)
+    # 37 of the split's 120
+    assert len(load_data(RunConfig.from_dict(search.run).data).test) == 120
 
 
 def test_bad_requests_are_one_line(tmp_path):

@@ -76,15 +76,20 @@ class DataSplits:
         """True for token data (int64 ids, a sequence model)."""
         return self.vocab_size is not None
 
-    def test_split(self) -> torch.Tensor | None:
-        """The test split for a final evaluation (None: the source has none).
+    def test_split(self, max_examples: int | None = None) -> torch.Tensor | None:
+        """The test split for a final evaluation, its first ``max_examples`` examples when
+        given (None: all; ``eval.test_max_examples``); None when the source has no test split.
 
         Every read of the test split for evaluation goes through here (the trainer's
         ``eval.test``, which only ``vae-search finalize`` sets in a study), and is logged, so
-        that "only finalize touches the test split" can be checked through this one door.
+        that "only finalize touches the test split", and how much of it, can be checked
+        through this one door.
         """
-        logger.info("%s: evaluating on the test split", self.name)
-        return self.test
+        if self.test is None:
+            return None
+        test = self.test if max_examples is None else self.test[:max_examples]
+        logger.info("%s: evaluating on the test split (%d of %d examples)", self.name, len(test), len(self.test))
+        return test
 
     @property
     def is_image(self) -> bool:

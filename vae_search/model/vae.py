@@ -100,11 +100,14 @@ class VAE(nn.Module):
         )
 
     def log_importance_weights(
-        self, x: torch.Tensor, k: int, generator: torch.Generator | None = None
+        self, x: torch.Tensor, k: int, generator: torch.Generator | None = None,
+        eps: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """(k, B) log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x), z_i ~ q(z|x)."""
+        """(k, B) log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x), z_i ~ q(z|x): z_i =
+        mu + sigma * eps_i, with ``eps`` (k, B, D) when given, else drawn from ``generator``."""
         mu, logvar = self.encode(x)
-        eps = torch.randn((k, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
+        if eps is None:
+            eps = torch.randn((k, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
         z = mu + torch.exp(0.5 * logvar) * eps
         log_px = self.likelihood.log_prob(x, self.decode(z, x))
         return log_px + self.prior.log_prob(z) - log_normal(z, mu, logvar).sum(-1)

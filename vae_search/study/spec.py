@@ -268,7 +268,8 @@ class StudySpec:
             spec.pruner.performance = PerformanceSpec(kind="none")
         elif perf is not None:
             problems += _pruner_problems(perf, run.epochs if run is not None else 1)
-        if "nll_iwae" in objective_names(raw.get("objective", "nll_iwae") or []):
+        # a finalists' study reads the bound at finalize's --k, checked there (>= 1)
+        if "nll_iwae" in objective_names(raw.get("objective", "nll_iwae") or []) and raw.get("finalize") is None:
             problems += _iwae_problems(run, params)
         # a finalists' study re-trains enqueued configs: it searches nothing
         if raw.get("finalize") is None and (space_raw is None or isinstance(space_raw, dict)):

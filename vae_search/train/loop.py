@@ -246,25 +246,31 @@ def epoch_metrics(cfg: RunConfig, model: VAE, val_x: torch.Tensor, losses: torch
 
 
 def final_figures(
-    cfg: RunConfig, model: VAE, val_x: torch.Tensor, last: EpochMetrics, data: Any, device: torch.device
+    cfg: RunConfig, model: VAE, val_x: torch.Tensor, last: EpochMetrics, data: Any, device: torch.device,
+    nll_iwae: float | None = None,
 ) -> dict[str, Any]:
-    """The last epoch's validation figures plus the IWAE estimate (and the test split if asked)."""
+    """The last epoch's validation figures plus the IWAE estimate (and the test split if asked);
+    ``nll_iwae``, when given, is the validation IWAE estimate already computed (a population
+    computes its members' in one batched pass)."""
     final: dict[str, Any] = {k: v for k, v in last.to_dict().items() if k not in ("epoch", "seconds", "train_seconds", "train_loss")}
     final["epochs"] = last.epoch
     final["latent_dim"] = model.latent_dim
     final["iwae_samples"] = cfg.eval.iwae_samples
     k, chunk = cfg.eval.iwae_samples, cfg.eval.iwae_chunk
-    final["nll_iwae"] = (
-        iwae_nll(model, val_x[: cfg.eval.iwae_max_examples], k=k, chunk=chunk, seed=cfg.seed) if k > 0 else None
-    )
+    if nll_iwae is None and k > 0:
+        nll_iwae = iwae_nll(model, val_x[: cfg.eval.iwae_max_examples], k=k, chunk=chunk, seed=cfg.seed)
+    final["nll_iwae"] = nll_iwae if k > 0 else None
     if cfg.eval.test:
-        test = data.test_split()
+        test = data.test_split(cfg.eval.test_max_examples)
         if test is None:
             raise ConfigError(f"eval.test: dataset {data.name!r} has no test split; set eval.test: false")
         test_x = test.to(device)
         ev = evaluate(model, test_x, batch_size=cfg.eval.batch_size, au_threshold=cfg.eval.au_threshold, seed=cfg.seed)
         final["test"] = ev.to_dict()
-        final["test"]["nll_iwae"] = iwae_nll(model, test_x, k=k, chunk=chunk, seed=cfg.seed) if k > 0 else None
+        test_k = k if cfg.eval.test_iwae_samples is None else cfg.eval.test_iwae_samples
+        final["test"]["examples"] = len(test_x)
+        final["test"]["iwae_samples"] = test_k
+        final["test"]["nll_iwae"] = iwae_nll(model, test_x, k=test_k, chunk=chunk, seed=cfg.seed) if test_k > 0 else None
         if isinstance(model.likelihood, Categorical):
             final["test"].update(per_token(model.likelihood, test_x, final["test"]))
     if isinstance(model.likelihood, Categorical):

@@ -12,7 +12,12 @@ Each member is its single run, to float rounding (the tests hold it to 1e-5):
 - β, free bits, learning rate, weight decay, gradient clip and seed are its own (Adam and the
   clip act per member, see :class:`~vae_search.train.stacked.StackedAdam`);
 - after every epoch its parameters are copied into its own module and measured by the loop's
-  own :func:`~vae_search.train.loop.epoch_metrics`; it then checkpoints, and its callback runs.
+  own :func:`~vae_search.train.loop.epoch_metrics`; it then checkpoints, and its callback runs;
+- its final figures are :func:`~vae_search.train.loop.final_figures`, with the validation IWAE
+  bound of all members that finish together computed in one batched pass
+  (:meth:`~vae_search.train.stacked.StackedVAE.iwae_nll`, each member's noise from its own
+  generator as in its single run). It is computed only when ``eval.iwae_samples`` > 0, which
+  a worker sets to 0 when the objective does not read it.
 
 A member leaves the population when its callback raises (a pruned trial), when it fails (a
 non-finite loss, :class:`~vae_search.errors.TrainingError` naming epoch and step) or when it
@@ -244,8 +249,10 @@ def _replay(m: _Member, outcomes: list[MemberOutcome]) -> None:
             outcomes[m.index].error, outcomes[m.index].history = e, m.history
 
 
-def _finish_if_done(m: _Member, outcomes: list[MemberOutcome], data: Any, device: torch.device) -> bool:
-    """Give a member that ran all its epochs its final figures; True when it has left."""
+def _finish_if_done(m: _Member, outcomes: list[MemberOutcome], data: Any, device: torch.device,
+                    nll_iwae: float | None = None) -> bool:
+    """Give a member that ran all its epochs its final figures (``nll_iwae``: its validation
+    IWAE bound, when already computed); True when it has left."""
     if m.epoch < m.cfg.epochs:
         return False
     out = outcomes[m.index]
@@ -253,11 +260,37 @@ def _finish_if_done(m: _Member, outcomes: list[MemberOutcome], data: Any, device
     with m.context():
         try:
             result = RunResult(config=m.cfg, model=m.model, history=m.history, resumed_from=m.start_epoch)
-            result.final = final_figures(m.cfg, m.model, m.val_x, m.history[-1], data, device)
+            result.final = final_figures(m.cfg, m.model, m.val_x, m.history[-1], data, device, nll_iwae=nll_iwae)
             out.result = result
         except Exception as e:
             out.error = e
     return True
+
+
+def _iwae_key(m: _Member) -> tuple[Any, ...]:
+    e = m.cfg.eval
+    return e.iwae_samples, e.iwae_chunk, e.iwae_max_examples, id(m.val_x)
+
+
+def _batched_iwae(done: list[tuple[int, _Member]], stack: StackedVAE) -> dict[int, float]:
+    """The validation IWAE bounds of the members (slot, member) that ran all their epochs, one
+    batched pass per group of equal evaluation settings: member index -> its bound. A group
+    whose batched pass fails is left out (its members compute theirs alone, and fail alone)."""
+    groups: dict[tuple[Any, ...], list[tuple[int, _Member]]] = {}
+    for slot, m in done:
+        if m.cfg.eval.iwae_samples > 0:
+            groups.setdefault(_iwae_key(m), []).append((slot, m))
+    out: dict[int, float] = {}
+    for (k, chunk, n, _), group in groups.items():
+        try:
+            figures = stack.iwae_nll([s for s, _ in group], group[0][1].val_x[:n], k=k, chunk=chunk,
+                                     seeds=[m.cfg.seed for _, m in group])
+        except Exception as e:  # noqa: BLE001 - the members' own passes name it
+            log.info("population: batched IWAE bound failed (%s: %s); members compute theirs alone",
+                     type(e).__name__, e)
+            continue
+        out.update({m.index: f for (_, m), f in zip(group, figures)})
+    return out
 
 
 def _train(members: list[_Member], outcomes: list[MemberOutcome], data: Any, device: torch.device,
@@ -292,10 +325,18 @@ def _train(members: list[_Member], outcomes: list[MemberOutcome], data: Any, dev
             if progress is not None:
                 progress(members[0].epoch + 1, step + 1, steps, len(members))
         train_seconds = time.perf_counter() - t0
-        staying = []
+        staying, done = [], []
         for slot, m in enumerate(members):
-            if _end_epoch(m, slot, stack, adam, losses[:, slot], betas[slot], train_seconds, outcomes, data, device):
+            state = _end_epoch(m, slot, stack, adam, losses[:, slot], betas[slot], train_seconds, outcomes,
+                               device)
+            if state == "train":
                 staying.append(slot)
+            elif state == "done":
+                done.append((slot, m))
+        if done:  # the final figures of all members that ran their epochs, in one batched pass
+            iwae = _batched_iwae(done, stack)
+            for _, m in done:
+                _finish_if_done(m, outcomes, data, device, nll_iwae=iwae.get(m.index))
         if len(staying) < len(members):
             members = [members[s] for s in staying]
             if members:
@@ -305,16 +346,15 @@ def _train(members: list[_Member], outcomes: list[MemberOutcome], data: Any, dev
 
 
 def _end_epoch(m: _Member, slot: int, stack: StackedVAE, adam: StackedAdam, losses: torch.Tensor, beta: float,
-               train_seconds: float, outcomes: list[MemberOutcome], data: Any, device: torch.device) -> bool:
-    """Measure, checkpoint and report member ``m``'s epoch; False when it leaves."""
+               train_seconds: float, outcomes: list[MemberOutcome], device: torch.device) -> str:
+    """Measure, checkpoint and report member ``m``'s epoch: "train" when it goes on, "done"
+    when it ran all its epochs (its final figures are still to come), "left" when it failed."""
     with m.context():
-        if not _epoch_of(m, slot, stack, adam, losses, beta, train_seconds, outcomes[m.index], device):
-            return False
-    return not _finish_if_done(m, outcomes, data, device)
+        return _epoch_of(m, slot, stack, adam, losses, beta, train_seconds, outcomes[m.index], device)
 
 
 def _epoch_of(m: _Member, slot: int, stack: StackedVAE, adam: StackedAdam, losses: torch.Tensor, beta: float,
-              train_seconds: float, out: MemberOutcome, device: torch.device) -> bool:
+              train_seconds: float, out: MemberOutcome, device: torch.device) -> str:
     try:
         stack.copy_into(slot, m.model)
         t0 = time.perf_counter() - train_seconds  # its epoch: the shared steps and its own validation
@@ -331,5 +371,5 @@ def _epoch_of(m: _Member, slot: int, stack: StackedVAE, adam: StackedAdam, losse
         out.error, out.history = e, m.history
         log.info("population: member %d leaves after epoch %d (%s: %s)", m.index, len(m.history),
                  type(e).__name__, e)
-        return False
-    return True
+        return "left"
+    return "done" if m.epoch >= m.cfg.epochs else "train"

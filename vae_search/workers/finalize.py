@@ -81,8 +81,11 @@ def finalist_configs(
             cfg["seed"] = int(base.get("seed", 0)) + j + 1
             cfg.setdefault("eval", {})
             cfg["eval"]["test"] = split == "test"
-            cfg["eval"]["iwae_samples"] = k
-            if split == "val":
+            if split == "test":
+                # the validation bound keeps the search's k (comparable with the search's figure)
+                cfg["eval"]["test_iwae_samples"] = k
+            else:
+                cfg["eval"]["iwae_samples"] = k
                 cfg["eval"]["iwae_max_examples"] = None  # the whole split
             cfg["provenance"] = None
             info = {"of": of, "trial": t.number, "rank": rank, "seed_index": j, "seed": cfg["seed"],
