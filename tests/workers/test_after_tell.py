@@ -180,6 +180,7 @@ def test_pictures_after_tell_false_draws_them_inside_the_trial_with_the_same_res
     assert counts == runs[True][2]
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_a_population_worker_draws_each_members_pictures_after_its_tell(tmp_path, lines):
     url = f"sqlite:///{tmp_path / 'st.db'}"
     path = population_spec(tmp_path / "s.yaml", "pop", n_trials=3, collapse=False, epochs=2, size=600)
