@@ -190,10 +190,14 @@ def front_report(url: str, dataset: str, trials: int, sampler_seeds: int) -> dic
     names = {label: f"{dataset}-{'mo' if label.startswith('[') else 'so'}" for label in FRONT_LABELS}
     have = set(optuna.get_all_study_names(url))
     seeds = [s for s in range(sampler_seeds) if all(f"{n}-{s}" in have for n in names.values())]
-    studies = {label: [optuna.load_study(study_name=f"{n}-{s}", storage=url).trials for s in seeds]
+    # a trial lost with its worker (FAIL, or RUNNING after a stopped run) is no search trial:
+    # "after n trials" counts the first n that completed or were pruned
+    counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    studies = {label: [[t for t in optuna.load_study(study_name=f"{n}-{s}", storage=url).trials
+                        if t.state in counted] for s in seeds]
                for label, n in names.items()}
     keep = [i for i in range(len(seeds))
-            if all(sum(t.state.is_finished() for t in runs[i]) >= trials for runs in studies.values())]
+            if all(len(runs[i]) >= trials for runs in studies.values())]
     seeds = [seeds[i] for i in keep]
     studies = {label: [runs[i] for i in keep] for label, runs in studies.items()}
     allpts = [_rd(t) for runs in studies.values() for ts in runs for t in _healthy(ts)]
