@@ -61,7 +61,7 @@ def test_second_sigterm_stops_now_and_requeues_with_the_checkpoint(tmp_path):
     proc.send_signal(signal.SIGTERM)
     out = proc.communicate(timeout=60)[0]
     assert proc.returncode == 130, out
-    assert "Traceback" not in out
+    assert "Traceback" not in out and "worker stopped; its trial was re-queued" in out
     trials = optuna.load_study(study_name="term2", storage=url).trials
     assert trials[trial.number].state == TrialState.FAIL
     queued = [t for t in trials if t.state == TrialState.WAITING]
@@ -102,6 +102,7 @@ def test_a_second_signal_while_a_finished_trial_is_stored_stops_after_it_is(tmp_
             run_worker(spec, WorkerOptions(storage=url, artifact_dir=str(tmp_path / "a"), threads=1),
                        stop, hooks=WorkerHooks(trial_ended=[two_signals]))
     assert stop.now and seen == [0]  # the hook ran to its end
+    assert stop.stopped_message() == "worker stopped; its finished trial is stored"
     trials = optuna.load_study(study_name="held", storage=url).trials
     assert [t.state for t in trials] == [TrialState.COMPLETE]
     assert records.record(trials[0], "final") is not None

@@ -102,8 +102,7 @@ def worker_cmd(spec: Path, storage: str | None, artifact_dir: str | None, study_
             result = run_worker(s, opts, stop, progress=progress,  # type: ignore[arg-type]
                                 hooks=dashboard_hooks())
         except KeyboardInterrupt:
-            click.secho("worker stopped; its finished trial is stored" if stop.now else
-                        "worker stopped; its trial was re-queued", fg="yellow", err=True)
+            click.secho(stop.stopped_message(), fg="yellow", err=True)
             sys.exit(130)
     log.info("finished: trials %s", result.trials)
 

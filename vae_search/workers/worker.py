@@ -131,6 +131,12 @@ class GracefulStop:
         finally:
             self._held -= 1
 
+    def stopped_message(self) -> str:
+        """What the CLI says when a second signal stopped the worker."""
+        if self.now:
+            return "worker stopped; its finished trial is stored"
+        return "worker stopped; its trial was re-queued"
+
     def _handle(self, signum: int, frame: object) -> None:
         name = signal.Signals(signum).name
         if self.requested and self._held:
